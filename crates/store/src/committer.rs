@@ -1,0 +1,139 @@
+//! Group commit: writes from concurrent callers share one database transaction, the way PostgreSQL shares
+//! WAL flushes. Each unit still runs inside its own savepoint, so it is checked and refused on its own, and
+//! no caller hears "done" before the commit that holds its work.
+
+use std::fmt;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{StoreError, StoreResult};
+
+/// A unit of work: everything one request writes, run inside a transaction it does not own.
+#[async_trait::async_trait]
+pub trait UnitOfWork: Send + 'static {
+    type Output: Send + 'static;
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Self::Output>;
+
+    /// The project the unit writes to, if one: units of one project always share a writer, so they never
+    /// wait on each other's row locks from two transactions.
+    fn project_id(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// The type-erased job a committer runs: the unit, its result until the commit is known, and its caller.
+#[async_trait::async_trait]
+trait Job: Send {
+    /// Runs the unit; true when it succeeded and its writes must be kept.
+    async fn run(&mut self, txn: &DatabaseTransaction) -> bool;
+    /// Tells the caller, once the fate of the batch is known.
+    fn complete(self: Box<Self>, commit: Result<(), &str>);
+}
+
+struct Pending<U: UnitOfWork> {
+    unit: U,
+    result: Option<StoreResult<U::Output>>,
+    reply: oneshot::Sender<StoreResult<U::Output>>,
+}
+
+#[async_trait::async_trait]
+impl<U: UnitOfWork> Job for Pending<U> {
+    async fn run(&mut self, txn: &DatabaseTransaction) -> bool {
+        let result = self.unit.run(txn).await;
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn complete(self: Box<Self>, commit: Result<(), &str>) {
+        let result = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            // A refusal stays a refusal even when the batch failed: it wrote nothing either way.
+            (Err(_), Some(Err(refusal))) => Err(refusal),
+            (Err(reason), _) => Err(StoreError::NotCommitted(reason.to_owned())),
+            (Ok(()), None) => Err(StoreError::NotCommitted("the unit never ran".into())),
+        };
+        // The caller may have gone away (request cancelled); its work is committed all the same.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Runs units of work in batches, on one writer task per lane; clones share the same tasks.
+#[derive(Clone)]
+pub struct Committer {
+    lanes: Vec<mpsc::Sender<Box<dyn Job>>>,
+}
+
+impl fmt::Debug for Committer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Committer").finish_non_exhaustive()
+    }
+}
+
+/// Most units one transaction carries; bounds the work lost to one failed commit and the latency of the last.
+const MAX_BATCH: usize = 128;
+
+impl Committer {
+    /// SQLite has one writer at a time, so one lane; PostgreSQL commits several transactions at once.
+    pub fn start(db: DatabaseConnection, lanes: usize) -> Self {
+        let lanes = (0..lanes.max(1))
+            .map(|_| {
+                let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
+                tokio::spawn(run_batches(db.clone(), jobs));
+                queue
+            })
+            .collect();
+        Self { lanes }
+    }
+
+    /// Submits a unit and waits until its batch is committed (or refused, or failed).
+    pub async fn submit<U: UnitOfWork>(&self, unit: U) -> StoreResult<U::Output> {
+        let lane = match unit.project_id() {
+            Some(id) => id.unsigned_abs() as usize % self.lanes.len(),
+            None => 0,
+        };
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Pending { unit, result: None, reply });
+        self.lanes[lane]
+            .send(job)
+            .await
+            .map_err(|_| StoreError::NotCommitted("the writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::NotCommitted("the writer stopped before committing".into()))?
+    }
+}
+
+async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let outcome = run_batch(&db, &mut batch).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, units = batch.len(), "batch not committed");
+        }
+        let commit = outcome.as_ref().map(|_| ()).map_err(|e| e.as_str());
+        for job in batch.drain(..) {
+            job.complete(commit);
+        }
+    }
+}
+
+async fn run_batch(db: &DatabaseConnection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let txn = db.begin().await.map_err(|e| e.to_string())?;
+    if let [job] = batch {
+        // Alone in its batch, a unit needs no savepoint: a failure rolls back the whole transaction.
+        if !job.run(&txn).await {
+            txn.rollback().await.map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+    } else {
+        for job in batch.iter_mut() {
+            let savepoint = txn.begin().await.map_err(|e| e.to_string())?;
+            if job.run(&savepoint).await {
+                savepoint.commit().await.map_err(|e| e.to_string())?;
+            } else {
+                savepoint.rollback().await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    txn.commit().await.map_err(|e| e.to_string())
+}

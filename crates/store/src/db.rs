@@ -1,0 +1,98 @@
+//! Finding and opening the database: a SQLite file by default, PostgreSQL when `DATABASE_URL` says so.
+
+use std::path::Path;
+use std::time::Duration;
+
+use incubator_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+use crate::error::{StoreError, StoreResult};
+
+/// How hard SQLite flushes a commit. FULL survives power loss; NORMAL only process crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbConfig {
+    /// `postgres://…` or `sqlite://PATH`; `None` means the embedded SQLite file in the data directory.
+    pub url: Option<String>,
+    pub sqlite_sync: SqliteSync,
+    pub max_connections: u32,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self { url: None, sqlite_sync: SqliteSync::Full, max_connections: 16 }
+    }
+}
+
+impl DbConfig {
+    /// The URL to connect to: the configured one, else `DATA_DIR/incubator.sqlite3`.
+    pub fn resolve_url(&self, data_dir: &Path) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("incubator.sqlite3").display()),
+        }
+    }
+}
+
+/// Connects (creating the SQLite file if needed), applies pending migrations and seeds the regions.
+pub async fn open(config: &DbConfig, data_dir: &Path) -> StoreResult<DatabaseConnection> {
+    let url = config.resolve_url(data_dir);
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Invalid(format!("cannot create the data directory {}: {e}", data_dir.display()))
+        })?;
+    }
+    let db = connect(&url, config).await?;
+    migrate(&db).await?;
+    crate::regions::seed(&db).await?;
+    Ok(db)
+}
+
+pub async fn connect(url: &str, config: &DbConfig) -> StoreResult<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(config.max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let sync = match config.sqlite_sync {
+        SqliteSync::Full => SqliteSynchronous::Full,
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
+    options.map_sqlx_sqlite_opts(move |o| {
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .create_if_missing(true)
+    });
+    Ok(Database::connect(options).await?)
+}
+
+/// Applies pending migrations, refusing a database whose schema is newer than this binary knows.
+pub async fn migrate(db: &DatabaseConnection) -> StoreResult<()> {
+    Migrator::up(db, None).await.map_err(|e| match e {
+        // sea-orm-migration names a migration applied to the database but absent from this binary.
+        DbErr::Custom(message) if message.contains("missing") => StoreError::Invalid(format!(
+            "the database schema is newer than this program ({message}): run the newer version or restore a \
+             backup"
+        )),
+        other => StoreError::Db(other),
+    })
+}
+
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        DbBackend::MySql => "mysql",
+    }
+}

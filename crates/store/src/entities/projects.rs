@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+#[sea_orm(table_name = "projects")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub region_code: String,
+    pub workflow_id: String,
+    pub workflow_version: i32,
+    pub state: String,
+    pub state_entered_at: DateTimeUtc,
+    /// JSON object of typed facts.
+    pub facts: String,
+    pub cohort_id: Option<i64>,
+    pub version: i64,
+    pub last_event_hash: String,
+    pub last_event_seq: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

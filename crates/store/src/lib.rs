@@ -1,0 +1,84 @@
+//! The programme's durable record: sea-orm entities, repository functions taking `&impl ConnectionTrait`
+//! (so they run inside or outside a transaction), and [`Store`], which writes through a group committer.
+
+pub mod audit;
+pub mod blobs;
+pub mod cohorts;
+mod committer;
+pub mod db;
+pub mod documents;
+pub mod entities;
+mod error;
+pub mod events;
+pub mod fields;
+pub mod outbox;
+pub mod projects;
+pub mod regions;
+pub mod transfer;
+pub mod users;
+pub mod workflows;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+pub use committer::{Committer, UnitOfWork};
+pub use db::{DbConfig, SqliteSync};
+pub use error::{StoreError, StoreResult};
+pub use workflows::{Deployed, WorkflowRegistry};
+
+/// Concurrent write transactions on PostgreSQL; each groups the units that arrive while the last commits.
+const POSTGRES_WRITER_LANES: usize = 4;
+
+/// The database, the deployed workflows and the writer, shared by every request of a process.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    committer: Committer,
+    workflows: Arc<WorkflowRegistry>,
+    blobs: blobs::BlobStore,
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the configured database.
+    pub async fn open(config: &DbConfig, data_dir: &Path) -> StoreResult<Self> {
+        let db = db::open(config, data_dir).await?;
+        Ok(Self::with_connection(db, data_dir))
+    }
+
+    pub fn with_connection(db: DatabaseConnection, data_dir: &Path) -> Self {
+        let lanes = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => POSTGRES_WRITER_LANES,
+            _ => 1,
+        };
+        Self {
+            committer: Committer::start(db.clone(), lanes),
+            db,
+            workflows: Arc::default(),
+            blobs: blobs::BlobStore::new(data_dir),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn workflows(&self) -> &Arc<WorkflowRegistry> {
+        &self.workflows
+    }
+
+    pub fn blobs(&self) -> &blobs::BlobStore {
+        &self.blobs
+    }
+
+    /// Runs a unit of work in the next group commit and returns once it is durable (or refused).
+    pub async fn write<U: UnitOfWork>(&self, unit: U) -> StoreResult<U::Output> {
+        self.committer.submit(unit).await
+    }
+
+    pub async fn deploy_workflow(&self, source: &str, file: &str, now: DateTime<Utc>) -> StoreResult<Deployed> {
+        self.workflows.deploy(&self.db, source, file, now).await
+    }
+}

@@ -1,0 +1,356 @@
+//! Projects: one workflow instance per region and workflow. Every write is a [`UnitOfWork`] that the
+//! committer runs inside a shared transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use incubator_engine::{
+    Actor, CohortInfo, Decision, Facts, FireRequest, Instance, RequirementStatus, Workflow,
+};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use serde_json::json;
+
+use crate::audit::normalize;
+use crate::committer::UnitOfWork;
+use crate::entities::{cohorts, deadlines, projects, regions, requirements, users};
+use crate::error::{StoreError, StoreResult};
+use crate::events::{NewEvent, append};
+use crate::outbox;
+use crate::workflows::WorkflowRegistry;
+
+/// A project as read in one consistent view: its row, typed facts, requirements, cohort and deadlines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub project: projects::Model,
+    pub facts: Facts,
+    pub requirements: BTreeMap<String, RequirementStatus>,
+    pub cohort: Option<cohorts::Model>,
+    pub deadlines: Vec<deadlines::Model>,
+}
+
+impl Snapshot {
+    /// What the engine needs to decide, with nothing of the storage.
+    pub fn instance(&self, child_completed: bool) -> Instance {
+        Instance {
+            state: self.project.state.clone(),
+            entered_at: self.project.state_entered_at,
+            facts: self.facts.clone(),
+            requirements: self.requirements.clone(),
+            cohort: self
+                .cohort
+                .as_ref()
+                .map(|c| CohortInfo { id: c.id.to_string(), starts_on: c.starts_on }),
+            child_completed,
+        }
+    }
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: i64) -> StoreResult<projects::Model> {
+    projects::Entity::find_by_id(id).one(db).await?.ok_or(StoreError::ProjectNotFound(id))
+}
+
+pub async fn snapshot(db: &impl ConnectionTrait, id: i64) -> StoreResult<Snapshot> {
+    let project = find(db, id).await?;
+    snapshot_of(db, project).await
+}
+
+pub async fn snapshot_of(db: &impl ConnectionTrait, project: projects::Model) -> StoreResult<Snapshot> {
+    let facts: Facts = serde_json::from_str(&project.facts)
+        .map_err(|e| StoreError::Corrupt(format!("facts of project {}: {e}", project.id)))?;
+    let requirements = requirements::Entity::find()
+        .filter(requirements::Column::ProjectId.eq(project.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| Ok((r.key, parse_status(&r.status)?)))
+        .collect::<StoreResult<BTreeMap<_, _>>>()?;
+    let cohort = match project.cohort_id {
+        Some(cohort_id) => cohorts::Entity::find_by_id(cohort_id).one(db).await?,
+        None => None,
+    };
+    let deadlines = deadlines::Entity::find()
+        .filter(deadlines::Column::ProjectId.eq(project.id))
+        .filter(deadlines::Column::ClearedAt.is_null())
+        .order_by_asc(deadlines::Column::DueAt)
+        .all(db)
+        .await?;
+    Ok(Snapshot { project, facts, requirements, cohort, deadlines })
+}
+
+pub fn status_name(status: RequirementStatus) -> &'static str {
+    match status {
+        RequirementStatus::Missing => "missing",
+        RequirementStatus::Pending => "pending",
+        RequirementStatus::Accepted => "accepted",
+        RequirementStatus::Rejected => "rejected",
+        RequirementStatus::CorrectionRequested => "correction_requested",
+        RequirementStatus::Expired => "expired",
+    }
+}
+
+fn parse_status(s: &str) -> StoreResult<RequirementStatus> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown requirement status `{s}`")))
+}
+
+/// Filters for listing projects.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    pub state: Option<String>,
+    pub region_code: Option<String>,
+    pub workflow_id: Option<String>,
+}
+
+pub async fn list(db: &impl ConnectionTrait, filter: &ProjectFilter) -> StoreResult<Vec<projects::Model>> {
+    let mut query = projects::Entity::find().order_by_asc(projects::Column::RegionCode);
+    if let Some(state) = &filter.state {
+        query = query.filter(projects::Column::State.eq(state.as_str()));
+    }
+    if let Some(region) = &filter.region_code {
+        query = query.filter(projects::Column::RegionCode.eq(region.as_str()));
+    }
+    if let Some(workflow) = &filter.workflow_id {
+        query = query.filter(projects::Column::WorkflowId.eq(workflow.as_str()));
+    }
+    Ok(query.all(db).await?)
+}
+
+/// Creates a region's project on the newest version of a workflow, in its initial state.
+#[derive(Debug)]
+pub struct CreateProject {
+    pub registry: Arc<WorkflowRegistry>,
+    pub region_code: String,
+    pub workflow_id: String,
+    pub actor: Actor,
+    pub now: DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for CreateProject {
+    type Output = i64;
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
+        let now = normalize(self.now);
+        let region = regions::Entity::find_by_id(self.region_code.clone())
+            .one(txn)
+            .await?
+            .ok_or_else(|| StoreError::UnknownRegion(self.region_code.clone()))?;
+        let workflow = self.registry.latest(txn, &self.workflow_id).await?;
+        if let Some(existing) = projects::Entity::find()
+            .filter(projects::Column::RegionCode.eq(region.code.as_str()))
+            .filter(projects::Column::WorkflowId.eq(self.workflow_id.as_str()))
+            .one(txn)
+            .await?
+        {
+            return Err(StoreError::ProjectExists {
+                region: region.code,
+                workflow: self.workflow_id.clone(),
+                existing: existing.id,
+            });
+        }
+        let decision = workflow.start(&self.actor, now);
+        let inserted = projects::Entity::insert(projects::ActiveModel {
+            id: NotSet,
+            region_code: Set(region.code.clone()),
+            workflow_id: Set(self.workflow_id.clone()),
+            workflow_version: Set(workflow.version() as i32),
+            state: Set(decision.to.clone()),
+            state_entered_at: Set(now),
+            facts: Set("{}".into()),
+            cohort_id: Set(None),
+            version: Set(0),
+            last_event_hash: Set(crate::audit::GENESIS_HASH.into()),
+            last_event_seq: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec(txn)
+        .await?;
+        let project = find(txn, inserted.last_insert_id).await?;
+        let changes = json!({ "region_code": region.code, "workflow": self.workflow_id,
+                              "workflow_version": workflow.version() });
+        apply(txn, &workflow, &project, &decision, NewEvent::transition("created", &decision, changes)).await?;
+        Ok(project.id)
+    }
+}
+
+/// Fires a transition at the version the caller saw.
+#[derive(Debug)]
+pub struct FireTransition {
+    pub registry: Arc<WorkflowRegistry>,
+    pub project_id: i64,
+    pub expected_version: i64,
+    pub request: FireRequest,
+    pub actor: Actor,
+    pub now: DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for FireTransition {
+    type Output = i64;
+
+    fn project_id(&self) -> Option<i64> {
+        Some(self.project_id)
+    }
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
+        let now = normalize(self.now);
+        let snapshot = snapshot(txn, self.project_id).await?;
+        let project = &snapshot.project;
+        if project.version != self.expected_version {
+            return Err(StoreError::Conflict {
+                project_id: project.id,
+                expected: self.expected_version,
+                current: project.version,
+            });
+        }
+        let workflow = self.registry.get(txn, &project.workflow_id, project.workflow_version).await?;
+        let decision = workflow.fire(&snapshot.instance(false), &self.request, &self.actor, now)?;
+        apply(txn, &workflow, project, &decision, NewEvent::transition("transition", &decision, json!({})))
+            .await
+    }
+}
+
+/// Writes a decision: the state change under the optimistic version check, the event, the deadlines and
+/// the emails. Returns the project's new version.
+pub(crate) async fn apply(
+    txn: &DatabaseTransaction,
+    workflow: &Workflow,
+    project: &projects::Model,
+    decision: &Decision,
+    event: NewEvent,
+) -> StoreResult<i64> {
+    let at = normalize(decision.at);
+    let (seq, hash) = append(txn, project, event, at).await?;
+    let version = bump(txn, project, seq, &hash, |update| {
+        update
+            .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
+            .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
+    })
+    .await?;
+    if !decision.clear_deadlines.is_empty() {
+        deadlines::Entity::update_many()
+            .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(at)))
+            .col_expr(deadlines::Column::NextCheckAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(deadlines::Column::ProjectId.eq(project.id))
+            .filter(deadlines::Column::Key.is_in(decision.clear_deadlines.iter().map(String::as_str)))
+            .filter(deadlines::Column::ClearedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    for deadline in &decision.set_deadlines {
+        set_deadline(txn, project.id, &deadline.key, normalize(deadline.due_at), at).await?;
+    }
+    for email in &decision.emails {
+        let context = json!({
+            "project_id": project.id,
+            "region_code": project.region_code,
+            "workflow_id": workflow.id(),
+            "workflow_version": workflow.version(),
+            "transition": decision.transition,
+            "from_state": decision.from,
+            "to_state": decision.to,
+            "actor": decision.actor,
+            "comment": decision.comment,
+            "at": at,
+        });
+        outbox::enqueue(txn, project, Some(seq), &email.template, &email.to_roles, &context, at).await?;
+    }
+    Ok(version)
+}
+
+/// Raises the project's version under the optimistic check, records the new chain head, and lets the caller
+/// add its own columns to the same statement.
+pub(crate) async fn bump(
+    txn: &DatabaseTransaction,
+    project: &projects::Model,
+    seq: i64,
+    hash: &str,
+    extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
+) -> StoreResult<i64> {
+    let now = Utc::now();
+    let update = projects::Entity::update_many()
+        .col_expr(projects::Column::Version, Expr::value(project.version + 1))
+        .col_expr(projects::Column::LastEventSeq, Expr::value(seq))
+        .col_expr(projects::Column::LastEventHash, Expr::value(hash.to_owned()))
+        .col_expr(projects::Column::UpdatedAt, Expr::value(normalize(now)))
+        .filter(projects::Column::Id.eq(project.id))
+        .filter(projects::Column::Version.eq(project.version));
+    let result = extra(update).exec(txn).await?;
+    if result.rows_affected != 1 {
+        // Another writer got there first (another replica on PostgreSQL): name the version it left.
+        let current = find(txn, project.id).await?.version;
+        return Err(StoreError::Conflict { project_id: project.id, expected: project.version, current });
+    }
+    Ok(project.version + 1)
+}
+
+pub(crate) async fn set_deadline(
+    txn: &impl ConnectionTrait,
+    project_id: i64,
+    key: &str,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    deadlines::Entity::insert(deadlines::ActiveModel {
+        id: NotSet,
+        project_id: Set(project_id),
+        key: Set(key.to_owned()),
+        due_at: Set(due_at),
+        // The scheduler looks at a new deadline at once and plans its next look itself.
+        next_check_at: Set(Some(now)),
+        set_at: Set(now),
+        cleared_at: Set(None),
+        paused_at: Set(None),
+    })
+    .on_conflict(
+        OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
+            .update_columns([
+                deadlines::Column::DueAt,
+                deadlines::Column::NextCheckAt,
+                deadlines::Column::SetAt,
+                deadlines::Column::ClearedAt,
+                deadlines::Column::PausedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Accounts an email addressed to workflow roles reaches: the region's council accounts for `council`,
+/// every officer for `officer`. Roles no account holds (e.g. a sponsor acting through a link) reach none.
+pub(crate) async fn recipients(
+    txn: &impl ConnectionTrait,
+    region_code: &str,
+    roles: &[String],
+) -> StoreResult<Vec<users::Model>> {
+    let council = roles.iter().any(|r| r == "council");
+    let officer = roles.iter().any(|r| r == "officer");
+    if !council && !officer {
+        return Ok(Vec::new());
+    }
+    let mut audience = sea_orm::Condition::any();
+    if council {
+        audience = audience.add(
+            sea_orm::Condition::all()
+                .add(users::Column::Role.eq("council"))
+                .add(users::Column::RegionCode.eq(region_code)),
+        );
+    }
+    if officer {
+        audience = audience.add(users::Column::Role.eq("officer"));
+    }
+    Ok(users::Entity::find()
+        .filter(audience)
+        .filter(users::Column::Disabled.eq(false))
+        .order_by_asc(users::Column::Id)
+        .all(txn)
+        .await?)
+}

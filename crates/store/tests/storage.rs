@@ -1,0 +1,290 @@
+//! The storage suite, run against a SQLite file and against PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{TestDb, at, deploy_anssi};
+use incubator_engine::{Actor, FireRequest, RequirementStatus};
+use incubator_store::cohorts::{AssignCohort, CreateCohort};
+use incubator_store::documents::{RecordDocument, ReviewDecision, ReviewDocument};
+use incubator_store::fields::PatchFields;
+use incubator_store::projects::{CreateProject, FireTransition};
+use incubator_store::{Store, StoreError, audit, events, projects, transfer};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
+use serde_json::json;
+
+fn officer() -> Actor {
+    Actor { id: "user:1".into(), roles: vec!["officer".into()] }
+}
+
+fn council() -> Actor {
+    Actor { id: "user:2".into(), roles: vec!["council".into()] }
+}
+
+async fn create(store: &Store, region: &str) -> i64 {
+    store
+        .write(CreateProject {
+            registry: store.workflows().clone(),
+            region_code: region.into(),
+            workflow_id: "csirt-incubation".into(),
+            actor: officer(),
+            now: at(2021, 3, 15),
+        })
+        .await
+        .expect("create project")
+}
+
+async fn fire(store: &Store, id: i64, transition: &str, actor: Actor, comment: Option<&str>) -> Result<i64, StoreError> {
+    let version = projects::find(store.db(), id).await?.version;
+    store
+        .write(FireTransition {
+            registry: store.workflows().clone(),
+            project_id: id,
+            expected_version: version,
+            request: FireRequest { transition: transition.into(), comment: comment.map(Into::into) },
+            actor,
+            now: at(2021, 4, 1),
+        })
+        .await
+}
+
+async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
+    let bytes = format!("%PDF-1.7 evidence for {requirement}").into_bytes();
+    let size = bytes.len() as i64;
+    let sha256 = store.blobs().put(bytes).await.expect("store bytes");
+    let doc = store
+        .write(RecordDocument {
+            registry: store.workflows().clone(),
+            project_id: id,
+            requirement: requirement.into(),
+            filename: format!("{requirement}.pdf"),
+            media_type: "application/pdf".into(),
+            size,
+            sha256,
+            actor: "user:2".into(),
+            now: at(2021, 5, 1),
+        })
+        .await
+        .expect("record document");
+    let status = store
+        .write(ReviewDocument {
+            document_id: doc.id,
+            decision: ReviewDecision::Accepted,
+            comment: None,
+            actor: "user:1".into(),
+            now: at(2021, 5, 2),
+        })
+        .await
+        .expect("review");
+    assert_eq!(status, RequirementStatus::Accepted);
+}
+
+const ELIGIBILITY: [&str; 7] = [
+    "council_backed",
+    "regional_perimeter",
+    "minimum_services",
+    "legal_status",
+    "own_staff",
+    "autonomous_accounting",
+    "intercert_commitment",
+];
+
+async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "24").await;
+    fire(&store, id, "express_interest", council(), None).await.expect("express interest");
+    fire(&store, id, "open_identification", officer(), None).await.expect("open identification");
+    for key in ELIGIBILITY {
+        upload_and_accept(&store, id, key).await;
+    }
+    fire(&store, id, "retain_project", officer(), None).await.expect("retain");
+    let patch = BTreeMap::from([("legal_form".to_owned(), json!("GIP"))]);
+    store
+        .write(PatchFields {
+            registry: store.workflows().clone(),
+            project_id: id,
+            patch,
+            actor: "user:1".into(),
+            now: at(2021, 6, 1),
+        })
+        .await
+        .expect("patch");
+    upload_and_accept(&store, id, "registration_proof").await;
+    fire(&store, id, "record_legal_structure", officer(), None).await.expect("legal structure");
+    let patch = BTreeMap::from([("subsidy_amount_eur".to_owned(), json!(1_000_000))]);
+    let registry = store.workflows().clone();
+    store
+        .write(PatchFields { registry, project_id: id, patch, actor: "user:1".into(), now: at(2021, 7, 1) })
+        .await
+        .expect("patch");
+    upload_and_accept(&store, id, "grant_agreement").await;
+    fire(&store, id, "grant_subsidy", officer(), None).await.expect("subsidy");
+    let cohort = store
+        .write(CreateCohort { name: "Session 1".into(), starts_on: chrono::NaiveDate::from_ymd_opt(2022, 2, 1).unwrap(), now: at(2021, 12, 1) })
+        .await
+        .expect("cohort");
+    store
+        .write(AssignCohort {
+            registry: store.workflows().clone(),
+            project_id: id,
+            cohort_id: Some(cohort.id),
+            actor: "user:1".into(),
+            now: at(2022, 1, 1),
+        })
+        .await
+        .expect("assign");
+    fire(&store, id, "start_incubation", officer(), None).await.expect("start incubation");
+    let snap = projects::snapshot(store.db(), id).await.unwrap();
+    let incubation = snap.deadlines.iter().find(|d| d.key == "incubation").expect("incubation deadline");
+    // Six months from the cohort's start, 2022-02-01 at midnight in Paris (UTC+2 in summer).
+    assert_eq!(incubation.due_at, chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2022, 7, 31, 22, 0, 0).unwrap());
+    fire(&store, id, "complete_incubation", officer(), None).await.expect("complete");
+    let patch = BTreeMap::from([("intercert_member_since".to_owned(), json!("2022-09-15"))]);
+    let registry = store.workflows().clone();
+    store
+        .write(PatchFields { registry, project_id: id, patch, actor: "user:1".into(), now: at(2022, 9, 15) })
+        .await
+        .expect("patch");
+    fire(&store, id, "join_intercert", officer(), None).await.expect("join");
+    let snap = projects::snapshot(store.db(), id).await.unwrap();
+    assert_eq!(snap.project.state, "operational");
+    assert!(snap.deadlines.is_empty(), "a terminal state clears every deadline: {:?}", snap.deadlines);
+    let report = audit::verify(store.db()).await.unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(report.events as i64, snap.project.last_event_seq);
+}
+
+async fn a_refused_transition_writes_nothing(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "53").await;
+    fire(&store, id, "express_interest", council(), None).await.unwrap();
+    fire(&store, id, "open_identification", officer(), None).await.unwrap();
+    let before = projects::find(store.db(), id).await.unwrap();
+    let events_before = events::list(store.db(), id).await.unwrap().len();
+    let err = fire(&store, id, "retain_project", officer(), None).await.unwrap_err();
+    match err {
+        StoreError::Refused(incubator_engine::Refusal::Unmet { unmet, .. }) => assert_eq!(unmet.len(), 7),
+        other => panic!("expected the seven unmet requirements, got {other:?}"),
+    }
+    let err = fire(&store, id, "open_identification", council(), None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    let err = fire(&store, id, "decline_project", officer(), None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    assert_eq!(projects::find(store.db(), id).await.unwrap(), before);
+    assert_eq!(events::list(store.db(), id).await.unwrap().len(), events_before);
+}
+
+async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "11").await;
+    let version = projects::find(store.db(), id).await.unwrap().version;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(FireTransition {
+                        registry: store.workflows().clone(),
+                        project_id: id,
+                        expected_version: version,
+                        request: FireRequest { transition: "express_interest".into(), comment: None },
+                        actor: council(),
+                        now: at(2021, 4, 1),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Conflict { current, expected, .. }) => {
+                assert_eq!(expected, version);
+                assert_eq!(current, version + 1, "the conflict names the current version");
+                conflicts += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won, conflicts), (1, 49));
+    let transitions = events::list(store.db(), id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.transition.as_deref() == Some("express_interest"))
+        .count();
+    assert_eq!(transitions, 1);
+}
+
+async fn tampering_is_detected_and_named(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "28").await;
+    fire(&store, id, "express_interest", council(), None).await.unwrap();
+    fire(&store, id, "withdraw", council(), Some("budget")).await.unwrap();
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+    let backend = store.db().get_database_backend();
+    store
+        .db()
+        .execute(Statement::from_string(
+            backend,
+            format!("UPDATE events SET comment = 'changed later' WHERE project_id = {id} AND seq = 3"),
+        ))
+        .await
+        .unwrap();
+    let broken = audit::verify(store.db()).await.unwrap().broken.expect("tampering detected");
+    assert_eq!((broken.project_id, broken.seq), (id, 3));
+}
+
+async fn export_then_import_is_lossless(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    for region in ["24", "27", "94"] {
+        let id = create(&store, region).await;
+        fire(&store, id, "express_interest", council(), None).await.unwrap();
+    }
+    upload_and_accept(&store, 1, "council_backed").await;
+    let exported = transfer::export(store.db(), at(2022, 1, 1)).await.unwrap();
+    let text = serde_json::to_string(&exported).unwrap();
+
+    let target = common::sqlite().await;
+    let restored = target.store().await;
+    transfer::import(restored.db(), serde_json::from_str(&text).unwrap()).await.unwrap();
+    let again = transfer::export(restored.db(), at(2022, 1, 1)).await.unwrap();
+    assert_eq!(again, exported);
+    assert_eq!(audit::verify(restored.db()).await.unwrap().broken, None);
+    // Importing into a database that is not empty is refused and changes nothing.
+    let err = transfer::import(restored.db(), serde_json::from_str(&text).unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
+    let count = incubator_store::entities::projects::Entity::find().count(restored.db()).await.unwrap();
+    assert_eq!(count, 3);
+}
+
+async fn deploying_is_idempotent_and_versions_immutable(db: &TestDb) {
+    let store = db.store().await;
+    let source = std::fs::read_to_string(common::ANSSI_WORKFLOW).unwrap();
+    let first = store.deploy_workflow(&source, "a.yaml", at(2021, 1, 1)).await.unwrap();
+    assert!(first.created);
+    let again = store.deploy_workflow(&source, "a.yaml", at(2021, 1, 2)).await.unwrap();
+    assert!(!again.created);
+    let changed = source.replacen("labels:", "# a comment changes the content\nlabels:", 1);
+    let err = store.deploy_workflow(&changed, "a.yaml", at(2021, 1, 3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::VersionImmutable { .. }), "{err:?}");
+}
+
+both_backends!(
+    drives_a_region_from_invited_to_operational,
+    a_refused_transition_writes_nothing,
+    fifty_writers_at_one_version_one_wins,
+    tampering_is_detected_and_named,
+    export_then_import_is_lossless,
+    deploying_is_idempotent_and_versions_immutable,
+);
