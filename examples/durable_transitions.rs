@@ -8,7 +8,7 @@
 //! With `--backend postgres`, `DATABASE_URL` names a server database in which a scratch database is made.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,6 +23,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Transact
 /// real one does (version check, event in the hash chain, deadlines cleared and set, outbox row).
 const LOOP_WORKFLOW: &str = include_str!("workflows/bench-loop.yaml");
 const WORKFLOWS: usize = 4;
+static RAW_SEQ: AtomicI64 = AtomicI64::new(1 << 40);
 const REGIONS: [&str; 18] = [
     "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84", "93", "94",
 ];
@@ -31,12 +32,18 @@ struct Args {
     backend: String,
     writers: Vec<usize>,
     seconds: u64,
+    /// PostgreSQL: use the fixed scratch database `incubator_bench_keep`, left behind for pgbench.
+    keep: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut args = Args { backend: "sqlite-full".into(), writers: vec![1, 16, 64], seconds: 5 };
+    let mut args = Args { backend: "sqlite-full".into(), writers: vec![1, 16, 64], seconds: 5, keep: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--keep" {
+            args.keep = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--backend" => args.backend = value,
@@ -55,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
     let config = match args.backend.as_str() {
         "sqlite-full" => DbConfig { sqlite_sync: SqliteSync::Full, ..DbConfig::default() },
         "sqlite-normal" => DbConfig { sqlite_sync: SqliteSync::Normal, ..DbConfig::default() },
-        "postgres" => DbConfig { url: Some(scratch_postgres().await?), max_connections: 80, ..DbConfig::default() },
+        "postgres" => {
+            DbConfig { url: Some(scratch_postgres(args.keep).await?), max_connections: 80, ..DbConfig::default() }
+        }
         other => anyhow::bail!("unknown backend {other}"),
     };
     let store = Store::open(&config, dir.path()).await?;
@@ -75,9 +84,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scratch_postgres() -> anyhow::Result<String> {
+async fn scratch_postgres(keep: bool) -> anyhow::Result<String> {
     let server = std::env::var("DATABASE_URL").context("set DATABASE_URL to a PostgreSQL database")?;
-    let name = format!("incubator_bench_{}", std::process::id());
+    let name = if keep { "incubator_bench_keep".to_owned() } else { format!("incubator_bench_{}", std::process::id()) };
     let admin = Database::connect(&server).await?;
     let backend = admin.get_database_backend();
     admin.execute(Statement::from_string(backend, format!("DROP DATABASE IF EXISTS {name}"))).await?;
@@ -167,9 +176,9 @@ async fn raw_rate(db: &DatabaseConnection, projects: &[i64], writers: usize, sec
         let id = projects[w % projects.len()];
         tasks.push(tokio::spawn(async move {
             let backend = db.get_database_backend();
-            let mut seq = 1_000_000_000_i64 * (w as i64 + 1);
             while !stop.load(Ordering::Relaxed) {
-                seq += 1;
+                // Far above any real sequence number, and never reused across measures.
+                let seq = RAW_SEQ.fetch_add(1, Ordering::Relaxed);
                 let now = Utc::now();
                 let txn = db.begin().await?;
                 txn.execute(Statement::from_sql_and_values(

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
@@ -119,6 +119,12 @@ async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Jo
 
 async fn run_batch(db: &DatabaseConnection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     let txn = db.begin().await.map_err(|e| e.to_string())?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        // SQLite's BEGIN is deferred: a transaction that reads first and writes later fails at once
+        // ("database is locked", no busy wait) if another connection wrote in between. A write that
+        // matches nothing takes the write lock up front, waiting out the busy timeout instead.
+        txn.execute_unprepared("UPDATE projects SET id = id WHERE 0").await.map_err(|e| e.to_string())?;
+    }
     if let [job] = batch {
         // Alone in its batch, a unit needs no savepoint: a failure rolls back the whole transaction.
         if !job.run(&txn).await {

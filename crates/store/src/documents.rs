@@ -17,7 +17,7 @@ use crate::committer::UnitOfWork;
 use crate::entities::{document_reviews, documents, requirements};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
-use crate::projects::{bump, find, status_name};
+use crate::projects::{bump, find, parse_status, status_name};
 use crate::workflows::WorkflowRegistry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,14 +176,10 @@ impl UnitOfWork for ReviewDocument {
 }
 
 async fn requirement_status(txn: &impl ConnectionTrait, project_id: i64, key: &str) -> StoreResult<RequirementStatus> {
-    let row = requirements::Entity::find_by_id((project_id, key.to_owned())).one(txn).await?;
-    Ok(match row.map(|r| r.status) {
-        Some(s) if s == "accepted" => RequirementStatus::Accepted,
-        Some(s) if s == "pending" => RequirementStatus::Pending,
-        Some(s) if s == "rejected" => RequirementStatus::Rejected,
-        Some(_) => RequirementStatus::Pending,
-        None => RequirementStatus::Missing,
-    })
+    match requirements::Entity::find_by_id((project_id, key.to_owned())).one(txn).await? {
+        Some(row) => parse_status(&row.status),
+        None => Ok(RequirementStatus::Missing),
+    }
 }
 
 async fn set_requirement(

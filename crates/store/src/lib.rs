@@ -14,9 +14,12 @@ pub mod fields;
 pub mod outbox;
 pub mod projects;
 pub mod regions;
+pub mod tokens;
 pub mod transfer;
 pub mod users;
 pub mod workflows;
+pub mod delivery;
+pub mod reminders;
 
 use std::path::Path;
 use std::sync::Arc;

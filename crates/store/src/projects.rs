@@ -60,6 +60,18 @@ pub async fn snapshot(db: &impl ConnectionTrait, id: i64) -> StoreResult<Snapsho
 }
 
 pub async fn snapshot_of(db: &impl ConnectionTrait, project: projects::Model) -> StoreResult<Snapshot> {
+    let mut snap = decision_view(db, project).await?;
+    snap.deadlines = deadlines::Entity::find()
+        .filter(deadlines::Column::ProjectId.eq(snap.project.id))
+        .filter(deadlines::Column::ClearedAt.is_null())
+        .order_by_asc(deadlines::Column::DueAt)
+        .all(db)
+        .await?;
+    Ok(snap)
+}
+
+/// What a decision needs (facts, requirements, cohort) without the deadlines, which no decision reads.
+pub(crate) async fn decision_view(db: &impl ConnectionTrait, project: projects::Model) -> StoreResult<Snapshot> {
     let facts: Facts = serde_json::from_str(&project.facts)
         .map_err(|e| StoreError::Corrupt(format!("facts of project {}: {e}", project.id)))?;
     let requirements = requirements::Entity::find()
@@ -73,13 +85,7 @@ pub async fn snapshot_of(db: &impl ConnectionTrait, project: projects::Model) ->
         Some(cohort_id) => cohorts::Entity::find_by_id(cohort_id).one(db).await?,
         None => None,
     };
-    let deadlines = deadlines::Entity::find()
-        .filter(deadlines::Column::ProjectId.eq(project.id))
-        .filter(deadlines::Column::ClearedAt.is_null())
-        .order_by_asc(deadlines::Column::DueAt)
-        .all(db)
-        .await?;
-    Ok(Snapshot { project, facts, requirements, cohort, deadlines })
+    Ok(Snapshot { project, facts, requirements, cohort, deadlines: Vec::new() })
 }
 
 pub fn status_name(status: RequirementStatus) -> &'static str {
@@ -93,7 +99,7 @@ pub fn status_name(status: RequirementStatus) -> &'static str {
     }
 }
 
-fn parse_status(s: &str) -> StoreResult<RequirementStatus> {
+pub(crate) fn parse_status(s: &str) -> StoreResult<RequirementStatus> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("unknown requirement status `{s}`")))
 }
@@ -200,7 +206,7 @@ impl UnitOfWork for FireTransition {
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
         let now = normalize(self.now);
-        let snapshot = snapshot(txn, self.project_id).await?;
+        let snapshot = decision_view(txn, find(txn, self.project_id).await?).await?;
         let project = &snapshot.project;
         if project.version != self.expected_version {
             return Err(StoreError::Conflict {

@@ -1,5 +1,6 @@
 //! sea-orm entities, one per table. Queries live in the repository modules, not here.
 
+pub mod api_tokens;
 pub mod cohorts;
 pub mod deadlines;
 pub mod document_reviews;

@@ -1,0 +1,266 @@
+//! What the scheduler reads and writes: deadlines due for a look, the unique keys of reminders sent, the
+//! reminder mails queued with them, and when to look at each deadline next. The plan itself (which step is
+//! due when) is the engine's; the pass that ties both together is the mailer's.
+//!
+//! Every function works on a page of rows in a few statements, whatever the page's size, so that a pass
+//! over a million deadlines costs what its due rows cost.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{CaseStatement, Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement, Value,
+};
+use serde_json::{Value as Json, json};
+
+use crate::audit::normalize;
+use crate::entities::{deadlines, outbox, reminders_sent};
+use crate::error::StoreResult;
+use crate::outbox::PENDING;
+
+/// A live deadline whose `next_check_at` has come, with what the scheduler needs of its project.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct DueDeadline {
+    pub id: i64,
+    pub project_id: i64,
+    pub key: String,
+    pub due_at: DateTime<Utc>,
+    pub next_check_at: DateTime<Utc>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub region_code: String,
+    pub workflow_id: String,
+    pub workflow_version: i32,
+    pub state: String,
+}
+
+/// Where a page of due deadlines ended: the next page starts after it.
+pub type PageCursor = (DateTime<Utc>, i64);
+
+/// Up to `limit` live deadlines with `next_check_at <= now`, in `(next_check_at, id)` order after `after`,
+/// through the `next_check_at` index. With `lock` on PostgreSQL the rows are locked for the caller's
+/// transaction and rows another replica holds are skipped, so replicas share the work instead of
+/// repeating it (the unique key of `reminders_sent` is what guarantees once, not the lock).
+pub async fn due_deadlines(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    after: Option<PageCursor>,
+    limit: u64,
+    lock: bool,
+) -> StoreResult<Vec<DueDeadline>> {
+    let backend = db.get_database_backend();
+    let (p, lock_clause) = match backend {
+        DbBackend::Postgres => (["$1", "$2", "$3", "$4", "$5"], if lock { " FOR UPDATE OF d SKIP LOCKED" } else { "" }),
+        _ => (["?", "?", "?", "?", "?"], ""),
+    };
+    let (cursor_at, cursor_id) = after.unwrap_or((DateTime::<Utc>::MIN_UTC, i64::MIN));
+    let sql = format!(
+        "SELECT d.id, d.project_id, d.key, d.due_at, d.next_check_at, d.paused_at, p.region_code, \
+         p.workflow_id, p.workflow_version, p.state \
+         FROM deadlines d JOIN projects p ON p.id = d.project_id \
+         WHERE d.next_check_at <= {} AND d.cleared_at IS NULL \
+         AND (d.next_check_at > {} OR (d.next_check_at = {} AND d.id > {})) \
+         ORDER BY d.next_check_at, d.id LIMIT {}{lock_clause}",
+        p[0], p[1], p[2], p[3], p[4]
+    );
+    let cursor_at = normalize(cursor_at.max(DateTime::<Utc>::UNIX_EPOCH));
+    let values: Vec<Value> = vec![
+        normalize(now).into(),
+        cursor_at.into(),
+        cursor_at.into(),
+        cursor_id.into(),
+        (limit as i64).into(),
+    ];
+    Ok(DueDeadline::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?)
+}
+
+/// The unique key of one reminder: it goes out once per (project, deadline, due time, step).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, FromQueryResult)]
+pub struct ReminderKey {
+    pub project_id: i64,
+    pub deadline_key: String,
+    pub due_at: DateTime<Utc>,
+    pub step: String,
+}
+
+/// Records the keys as sent (`INSERT … ON CONFLICT DO NOTHING`) and returns those that were not yet: only
+/// those may be mailed, in the same transaction. Keys are inserted in one order, so two replicas inserting
+/// overlapping pages wait for each other instead of deadlocking.
+pub async fn record_sent(
+    db: &impl ConnectionTrait,
+    keys: &[ReminderKey],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<ReminderKey>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted: Vec<&ReminderKey> = keys.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut insert = Query::insert();
+    insert.into_table(reminders_sent::Entity).columns([
+        reminders_sent::Column::ProjectId,
+        reminders_sent::Column::DeadlineKey,
+        reminders_sent::Column::DueAt,
+        reminders_sent::Column::Step,
+        reminders_sent::Column::SentAt,
+    ]);
+    let now = normalize(now);
+    for key in sorted {
+        insert.values_panic([
+            key.project_id.into(),
+            key.deadline_key.clone().into(),
+            normalize(key.due_at).into(),
+            key.step.clone().into(),
+            now.into(),
+        ]);
+    }
+    insert
+        .on_conflict(
+            OnConflict::columns([
+                reminders_sent::Column::ProjectId,
+                reminders_sent::Column::DeadlineKey,
+                reminders_sent::Column::DueAt,
+                reminders_sent::Column::Step,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .returning(Query::returning().columns([
+            reminders_sent::Column::ProjectId,
+            reminders_sent::Column::DeadlineKey,
+            reminders_sent::Column::DueAt,
+            reminders_sent::Column::Step,
+        ]));
+    let backend = db.get_database_backend();
+    Ok(ReminderKey::find_by_statement(backend.build(&insert)).all(db).await?)
+}
+
+/// Which of the keys are recorded already (for a dry run, which writes nothing).
+pub async fn already_sent(db: &impl ConnectionTrait, keys: &[ReminderKey]) -> StoreResult<Vec<ReminderKey>> {
+    let mut found = Vec::new();
+    let mut by_project: BTreeMap<i64, Vec<&ReminderKey>> = BTreeMap::new();
+    for key in keys {
+        by_project.entry(key.project_id).or_default().push(key);
+    }
+    for chunk in by_project.keys().copied().collect::<Vec<_>>().chunks(500) {
+        let rows = reminders_sent::Entity::find()
+            .filter(reminders_sent::Column::ProjectId.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?;
+        for row in rows {
+            let key = ReminderKey {
+                project_id: row.project_id,
+                deadline_key: row.deadline_key,
+                due_at: row.due_at,
+                step: row.step,
+            };
+            if keys.contains(&key) {
+                found.push(key);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A mail the scheduler queues: a template addressed to workflow roles of a project (or, with no project,
+/// to every officer, as the digest is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMail {
+    pub project_id: Option<i64>,
+    pub region_code: Option<String>,
+    pub template: String,
+    pub roles: Vec<String>,
+    pub context: Json,
+}
+
+/// Accounts reached by (region, roles), looked up once per combination and kept for a pass.
+#[derive(Debug, Default)]
+pub struct RecipientCache {
+    by_audience: HashMap<(Option<String>, Vec<String>), Vec<(String, Json)>>,
+}
+
+impl RecipientCache {
+    /// The recipients grouped by language, as `[{email, name}]` lists, like [`crate::outbox::enqueue`].
+    async fn resolve(
+        &mut self,
+        db: &impl ConnectionTrait,
+        region_code: Option<&str>,
+        roles: &[String],
+    ) -> StoreResult<&[(String, Json)]> {
+        let mut roles = roles.to_vec();
+        roles.sort();
+        let audience = (region_code.map(str::to_owned), roles);
+        if !self.by_audience.contains_key(&audience) {
+            // No region reaches no council: a programme-wide mail goes to officers only.
+            let users = crate::projects::recipients(db, region_code.unwrap_or(""), &audience.1).await?;
+            let mut by_lang: BTreeMap<String, Vec<Json>> = BTreeMap::new();
+            for user in users {
+                by_lang.entry(user.lang).or_default().push(json!({ "email": user.email, "name": user.name }));
+            }
+            let grouped = by_lang.into_iter().map(|(lang, list)| (lang, Json::Array(list))).collect();
+            self.by_audience.insert(audience.clone(), grouped);
+        }
+        Ok(&self.by_audience[&audience])
+    }
+}
+
+/// Queues the mails, one outbox row per recipient language, in one `INSERT` per page. Returns the number
+/// of rows written (a mail whose roles no account holds writes none).
+pub async fn enqueue_many(
+    db: &impl ConnectionTrait,
+    cache: &mut RecipientCache,
+    mails: &[NewMail],
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let now = normalize(now);
+    let mut rows = Vec::new();
+    for mail in mails {
+        let context = mail.context.to_string();
+        for (lang, recipients) in cache.resolve(db, mail.region_code.as_deref(), &mail.roles).await? {
+            rows.push(outbox::ActiveModel {
+                id: sea_orm::ActiveValue::NotSet,
+                project_id: sea_orm::Set(mail.project_id),
+                event_seq: sea_orm::Set(None),
+                template: sea_orm::Set(mail.template.clone()),
+                lang: sea_orm::Set(lang.clone()),
+                recipients: sea_orm::Set(recipients.to_string()),
+                context: sea_orm::Set(context.clone()),
+                status: sea_orm::Set(PENDING.into()),
+                attempts: sea_orm::Set(0),
+                next_attempt_at: sea_orm::Set(now),
+                lease_until: sea_orm::Set(None),
+                leased_by: sea_orm::Set(None),
+                last_error: sea_orm::Set(None),
+                created_at: sea_orm::Set(now),
+                sent_at: sea_orm::Set(None),
+            });
+        }
+    }
+    let written = rows.len();
+    // Bounded statements: SQLite and PostgreSQL cap the number of bound values.
+    for chunk in rows.chunks(1000) {
+        outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    Ok(written)
+}
+
+/// Sets each deadline's next look (`None`: no step remains, the index forgets it) in one statement.
+pub async fn set_next_checks(
+    db: &impl ConnectionTrait,
+    next: &[(i64, Option<DateTime<Utc>>)],
+) -> StoreResult<()> {
+    for chunk in next.chunks(1000) {
+        let mut case = CaseStatement::new();
+        for (id, at) in chunk {
+            case = case.case(Expr::col(deadlines::Column::Id).eq(*id), Expr::val(at.map(normalize)));
+        }
+        let update = Query::update()
+            .table(deadlines::Entity)
+            .value(deadlines::Column::NextCheckAt, Expr::expr(case))
+            .and_where(deadlines::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+            .to_owned();
+        db.execute(db.get_database_backend().build(&update)).await?;
+    }
+    Ok(())
+}
