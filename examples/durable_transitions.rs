@@ -8,8 +8,11 @@
 //! With `--backend postgres`, `DATABASE_URL` names a server database in which a scratch database is made.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[path = "common/raw_commits.rs"]
+mod raw_commits;
+use raw_commits::{measure, raw_rate};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -17,15 +20,15 @@ use incubator_engine::{Actor, FireRequest};
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::{CreateProject, FireTransition};
 use incubator_store::{DbConfig, SqliteSync, Store};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, Database, Statement};
 
 /// A two-state loop with a guard, an email and a deadline on each side: every transition does the work a
 /// real one does (version check, event in the hash chain, deadlines cleared and set, outbox row).
 const LOOP_WORKFLOW: &str = include_str!("workflows/bench-loop.yaml");
 const WORKFLOWS: usize = 4;
-static RAW_SEQ: AtomicI64 = AtomicI64::new(1 << 40);
 const REGIONS: [&str; 18] = [
-    "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84", "93", "94",
+    "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84",
+    "93", "94",
 ];
 
 struct Args {
@@ -37,7 +40,12 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut args = Args { backend: "sqlite-full".into(), writers: vec![1, 16, 64], seconds: 5, keep: false };
+    let mut args = Args {
+        backend: "sqlite-full".into(),
+        writers: vec![1, 16, 64],
+        seconds: 5,
+        keep: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--keep" {
@@ -47,7 +55,9 @@ fn args() -> anyhow::Result<Args> {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--backend" => args.backend = value,
-            "--writers" => args.writers = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--writers" => {
+                args.writers = value.split(',').map(str::parse).collect::<Result<_, _>>()?
+            }
             "--seconds" => args.seconds = value.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -60,20 +70,40 @@ async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let dir = tempfile::tempdir()?;
     let config = match args.backend.as_str() {
-        "sqlite-full" => DbConfig { sqlite_sync: SqliteSync::Full, ..DbConfig::default() },
-        "sqlite-normal" => DbConfig { sqlite_sync: SqliteSync::Normal, ..DbConfig::default() },
-        "postgres" => {
-            DbConfig { url: Some(scratch_postgres(args.keep).await?), max_connections: 80, ..DbConfig::default() }
-        }
+        "sqlite-full" => DbConfig {
+            sqlite_sync: SqliteSync::Full,
+            ..DbConfig::default()
+        },
+        "sqlite-normal" => DbConfig {
+            sqlite_sync: SqliteSync::Normal,
+            ..DbConfig::default()
+        },
+        "postgres" => DbConfig {
+            url: Some(scratch_postgres(args.keep).await?),
+            max_connections: 80,
+            ..DbConfig::default()
+        },
         other => anyhow::bail!("unknown backend {other}"),
     };
     let store = Store::open(&config, dir.path()).await?;
     let projects = setup(&store).await?;
-    println!("backend: {}  ({} projects, {} s per measure)", args.backend, projects.len(), args.seconds);
-    println!("{:>8} {:>14} {:>14} {:>8}", "writers", "raw commits/s", "transitions/s", "ratio");
+    println!(
+        "backend: {}  ({} projects, {} s per measure)",
+        args.backend,
+        projects.len(),
+        args.seconds
+    );
+    println!(
+        "{:>8} {:>14} {:>14} {:>8}",
+        "writers", "raw commits/s", "transitions/s", "ratio"
+    );
     let raw_single = raw_rate(store.db(), &projects, 1, args.seconds).await?;
     for &writers in &args.writers {
-        let raw = if writers == 1 { raw_single } else { raw_rate(store.db(), &projects, writers, args.seconds).await? };
+        let raw = if writers == 1 {
+            raw_single
+        } else {
+            raw_rate(store.db(), &projects, writers, args.seconds).await?
+        };
         let durable = transition_rate(&store, &projects, writers, args.seconds).await?;
         println!(
             "{writers:>8} {raw:>14.0} {durable:>14.0} {:>8.2}   (vs raw at 1 writer: {:.2})",
@@ -85,12 +115,27 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn scratch_postgres(keep: bool) -> anyhow::Result<String> {
-    let server = std::env::var("DATABASE_URL").context("set DATABASE_URL to a PostgreSQL database")?;
-    let name = if keep { "incubator_bench_keep".to_owned() } else { format!("incubator_bench_{}", std::process::id()) };
+    let server =
+        std::env::var("DATABASE_URL").context("set DATABASE_URL to a PostgreSQL database")?;
+    let name = if keep {
+        "incubator_bench_keep".to_owned()
+    } else {
+        format!("incubator_bench_{}", std::process::id())
+    };
     let admin = Database::connect(&server).await?;
     let backend = admin.get_database_backend();
-    admin.execute(Statement::from_string(backend, format!("DROP DATABASE IF EXISTS {name}"))).await?;
-    admin.execute(Statement::from_string(backend, format!("CREATE DATABASE {name}"))).await?;
+    admin
+        .execute(Statement::from_string(
+            backend,
+            format!("DROP DATABASE IF EXISTS {name}"),
+        ))
+        .await?;
+    admin
+        .execute(Statement::from_string(
+            backend,
+            format!("CREATE DATABASE {name}"),
+        ))
+        .await?;
     let base = server.rsplit_once('/').context("URL with a database")?.0;
     Ok(format!("{base}/{name}"))
 }
@@ -108,7 +153,9 @@ async fn setup(store: &Store) -> anyhow::Result<Vec<i64>> {
     let mut projects = Vec::new();
     for n in 0..WORKFLOWS {
         let source = LOOP_WORKFLOW.replace("id: bench-loop", &format!("id: bench-loop-{n}"));
-        store.deploy_workflow(&source, "bench-loop.yaml", Utc::now()).await?;
+        store
+            .deploy_workflow(&source, "bench-loop.yaml", Utc::now())
+            .await?;
         for region in REGIONS {
             let id = store
                 .write(CreateProject {
@@ -119,9 +166,18 @@ async fn setup(store: &Store) -> anyhow::Result<Vec<i64>> {
                     now: Utc::now(),
                 })
                 .await?;
-            let patch = std::collections::BTreeMap::from([("note".to_owned(), serde_json::json!("bench"))]);
+            let patch =
+                std::collections::BTreeMap::from([("note".to_owned(), serde_json::json!("bench"))]);
             let registry = store.workflows().clone();
-            store.write(PatchFields { registry, project_id: id, patch, actor: "bench".into(), now: Utc::now() }).await?;
+            store
+                .write(PatchFields {
+                    registry,
+                    project_id: id,
+                    patch,
+                    actor: "bench".into(),
+                    now: Utc::now(),
+                })
+                .await?;
             projects.push(id);
         }
     }
@@ -129,11 +185,19 @@ async fn setup(store: &Store) -> anyhow::Result<Vec<i64>> {
 }
 
 fn officer() -> Actor {
-    Actor { id: "bench".into(), roles: vec!["officer".into()] }
+    Actor {
+        id: "bench".into(),
+        roles: vec!["officer".into()],
+    }
 }
 
 /// Each writer owns projects of its own (no conflicts) and fires the loop's next transition.
-async fn transition_rate(store: &Store, projects: &[i64], writers: usize, seconds: u64) -> anyhow::Result<f64> {
+async fn transition_rate(
+    store: &Store,
+    projects: &[i64],
+    writers: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -141,7 +205,11 @@ async fn transition_rate(store: &Store, projects: &[i64], writers: usize, second
         let (store, stop, done) = (store.clone(), stop.clone(), done.clone());
         let id = projects[w % projects.len()];
         // Writers beyond the number of projects share them and would conflict; the bench keeps them apart.
-        anyhow::ensure!(writers <= projects.len(), "at most {} writers", projects.len());
+        anyhow::ensure!(
+            writers <= projects.len(),
+            "at most {} writers",
+            projects.len()
+        );
         tasks.push(tokio::spawn(async move {
             let mut project = incubator_store::projects::find(store.db(), id).await?;
             while !stop.load(Ordering::Relaxed) {
@@ -151,104 +219,24 @@ async fn transition_rate(store: &Store, projects: &[i64], writers: usize, second
                         registry: store.workflows().clone(),
                         project_id: id,
                         expected_version: project.version,
-                        request: FireRequest { transition: transition.into(), comment: None },
+                        request: FireRequest {
+                            transition: transition.into(),
+                            comment: None,
+                        },
                         actor: officer(),
                         now: Utc::now(),
                     })
                     .await?;
                 project.version = version;
-                project.state = if transition == "to_b" { "b".into() } else { "a".into() };
+                project.state = if transition == "to_b" {
+                    "b".into()
+                } else {
+                    "a".into()
+                };
                 done.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
         }));
     }
     measure(stop, done, seconds, tasks).await
-}
-
-/// The floor: a bare transaction with one update and two inserts per commit, from N connections.
-async fn raw_rate(db: &DatabaseConnection, projects: &[i64], writers: usize, seconds: u64) -> anyhow::Result<f64> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let (db, stop, done) = (db.clone(), stop.clone(), done.clone());
-        let id = projects[w % projects.len()];
-        tasks.push(tokio::spawn(async move {
-            let backend = db.get_database_backend();
-            while !stop.load(Ordering::Relaxed) {
-                // Far above any real sequence number, and never reused across measures.
-                let seq = RAW_SEQ.fetch_add(1, Ordering::Relaxed);
-                let now = Utc::now();
-                let txn = db.begin().await?;
-                txn.execute(Statement::from_sql_and_values(
-                    backend,
-                    bind(backend, "UPDATE projects SET updated_at = ? WHERE id = ?"),
-                    [now.into(), id.into()],
-                ))
-                .await?;
-                txn.execute(Statement::from_sql_and_values(
-                    backend,
-                    bind(
-                        backend,
-                        "INSERT INTO events (project_id, seq, at, actor, kind, changes, prev_hash, hash) \
-                         VALUES (?, ?, ?, 'raw', 'raw', '{}', '', '')",
-                    ),
-                    [id.into(), seq.into(), now.into()],
-                ))
-                .await?;
-                txn.execute(Statement::from_sql_and_values(
-                    backend,
-                    bind(
-                        backend,
-                        "INSERT INTO outbox (template, lang, recipients, context, status, attempts, \
-                         next_attempt_at, created_at) VALUES ('raw', 'fr', '[]', '{}', 'raw', 0, ?, ?)",
-                    ),
-                    [now.into(), now.into()],
-                ))
-                .await?;
-                txn.commit().await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    measure(stop, done, seconds, tasks).await
-}
-
-fn bind(backend: sea_orm::DbBackend, sql: &str) -> String {
-    if backend != sea_orm::DbBackend::Postgres {
-        return sql.to_owned();
-    }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-async fn measure(
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-    seconds: u64,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-) -> anyhow::Result<f64> {
-    // A warm-up second is not counted.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let start_count = done.load(Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let count = done.load(Ordering::Relaxed) - start_count;
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await??;
-    }
-    Ok(count as f64 / elapsed)
 }

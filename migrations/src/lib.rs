@@ -11,6 +11,8 @@ mod m20261127_000006_create_events;
 mod m20261127_000007_create_documents;
 mod m20261127_000008_create_deadlines;
 mod m20261127_000009_create_outbox;
+mod m20261127_000010_create_api_tokens;
+mod m20261127_000012_create_sessions;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_create_documents::Migration),
             Box::new(m20261127_000008_create_deadlines::Migration),
             Box::new(m20261127_000009_create_outbox::Migration),
+            Box::new(m20261127_000010_create_api_tokens::Migration),
+            Box::new(m20261127_000012_create_sessions::Migration),
         ]
     }
 }

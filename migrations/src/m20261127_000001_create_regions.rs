@@ -10,16 +10,28 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Regions::Table)
-                    .col(ColumnDef::new(Regions::Code).string_len(3).not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Regions::Code)
+                            .string_len(3)
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Regions::Name).string().not_null())
-                    .col(ColumnDef::new(Regions::SingleCollectivity).boolean().not_null().default(false))
+                    .col(
+                        ColumnDef::new(Regions::SingleCollectivity)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Regions::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Regions::Table).to_owned())
+            .await
     }
 }
 

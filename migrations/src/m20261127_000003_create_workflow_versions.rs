@@ -10,11 +10,27 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(WorkflowVersions::Table)
-                    .col(ColumnDef::new(WorkflowVersions::WorkflowId).string().not_null())
-                    .col(ColumnDef::new(WorkflowVersions::Version).integer().not_null())
+                    .col(
+                        ColumnDef::new(WorkflowVersions::WorkflowId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(WorkflowVersions::Version)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(WorkflowVersions::Source).text().not_null())
-                    .col(ColumnDef::new(WorkflowVersions::Sha256).string_len(64).not_null())
-                    .col(ColumnDef::new(WorkflowVersions::DeployedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(WorkflowVersions::Sha256)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(WorkflowVersions::DeployedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(
                         Index::create()
                             .col(WorkflowVersions::WorkflowId)
@@ -26,7 +42,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(WorkflowVersions::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(WorkflowVersions::Table).to_owned())
+            .await
     }
 }
 

@@ -10,17 +10,34 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Cohorts::Table)
-                    .col(ColumnDef::new(Cohorts::Id).big_integer().not_null().auto_increment().primary_key())
-                    .col(ColumnDef::new(Cohorts::Name).string().not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Cohorts::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Cohorts::Name)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Cohorts::StartsOn).date().not_null())
-                    .col(ColumnDef::new(Cohorts::CreatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Cohorts::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Cohorts::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Cohorts::Table).to_owned())
+            .await
     }
 }
 

@@ -14,21 +14,55 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Projects::Table)
-                    .col(ColumnDef::new(Projects::Id).big_integer().not_null().auto_increment().primary_key())
-                    .col(ColumnDef::new(Projects::RegionCode).string_len(3).not_null())
+                    .col(
+                        ColumnDef::new(Projects::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Projects::RegionCode)
+                            .string_len(3)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Projects::WorkflowId).string().not_null())
-                    .col(ColumnDef::new(Projects::WorkflowVersion).integer().not_null())
+                    .col(
+                        ColumnDef::new(Projects::WorkflowVersion)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Projects::State).string().not_null())
-                    .col(ColumnDef::new(Projects::StateEnteredAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Projects::StateEnteredAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     // The typed facts as a JSON object; the workflow definition gives their types.
                     .col(ColumnDef::new(Projects::Facts).text().not_null())
                     .col(ColumnDef::new(Projects::CohortId).big_integer().null())
                     .col(ColumnDef::new(Projects::Version).big_integer().not_null())
                     // Hash of the newest event, so appending to the chain needs no extra read.
-                    .col(ColumnDef::new(Projects::LastEventHash).string_len(64).not_null())
-                    .col(ColumnDef::new(Projects::LastEventSeq).big_integer().not_null())
-                    .col(ColumnDef::new(Projects::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Projects::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Projects::LastEventHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Projects::LastEventSeq)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Projects::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Projects::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Projects::Table, Projects::RegionCode)
@@ -36,8 +70,14 @@ impl MigrationTrait for Migration {
                     )
                     .foreign_key(
                         ForeignKey::create()
-                            .from(Projects::Table, (Projects::WorkflowId, Projects::WorkflowVersion))
-                            .to(WorkflowVersions::Table, (WorkflowVersions::WorkflowId, WorkflowVersions::Version)),
+                            .from(
+                                Projects::Table,
+                                (Projects::WorkflowId, Projects::WorkflowVersion),
+                            )
+                            .to(
+                                WorkflowVersions::Table,
+                                (WorkflowVersions::WorkflowId, WorkflowVersions::Version),
+                            ),
                     )
                     .foreign_key(
                         ForeignKey::create()
@@ -61,7 +101,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Projects::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Projects::Table).to_owned())
+            .await
     }
 }
 

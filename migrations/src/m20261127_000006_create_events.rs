@@ -12,10 +12,20 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Events::Table)
-                    .col(ColumnDef::new(Events::Id).big_integer().not_null().auto_increment().primary_key())
+                    .col(
+                        ColumnDef::new(Events::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Events::ProjectId).big_integer().not_null())
                     .col(ColumnDef::new(Events::Seq).big_integer().not_null())
-                    .col(ColumnDef::new(Events::At).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Events::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Events::Actor).string().not_null())
                     .col(ColumnDef::new(Events::Kind).string_len(32).not_null())
                     .col(ColumnDef::new(Events::Transition).string().null())
@@ -47,7 +57,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Events::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Events::Table).to_owned())
+            .await
     }
 }
 

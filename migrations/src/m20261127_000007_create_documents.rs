@@ -12,8 +12,18 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Documents::Table)
-                    .col(ColumnDef::new(Documents::Id).big_integer().not_null().auto_increment().primary_key())
-                    .col(ColumnDef::new(Documents::ProjectId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Documents::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Documents::ProjectId)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Documents::Requirement).string().not_null())
                     // Shown to people only; never used as a path (the bytes live under their SHA-256).
                     .col(ColumnDef::new(Documents::Filename).string().not_null())
@@ -21,7 +31,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Documents::Size).big_integer().not_null())
                     .col(ColumnDef::new(Documents::Sha256).string_len(64).not_null())
                     .col(ColumnDef::new(Documents::UploadedBy).string().not_null())
-                    .col(ColumnDef::new(Documents::UploadedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Documents::UploadedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Documents::ExpiresOn).date().null())
                     .foreign_key(
                         ForeignKey::create()
@@ -52,11 +66,27 @@ impl MigrationTrait for Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(DocumentReviews::DocumentId).big_integer().not_null())
-                    .col(ColumnDef::new(DocumentReviews::Decision).string_len(32).not_null())
+                    .col(
+                        ColumnDef::new(DocumentReviews::DocumentId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DocumentReviews::Decision)
+                            .string_len(32)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(DocumentReviews::Comment).text().null())
-                    .col(ColumnDef::new(DocumentReviews::Reviewer).string().not_null())
-                    .col(ColumnDef::new(DocumentReviews::ReviewedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(DocumentReviews::Reviewer)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DocumentReviews::ReviewedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(DocumentReviews::Table, DocumentReviews::DocumentId)
@@ -80,12 +110,32 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Requirements::Table)
-                    .col(ColumnDef::new(Requirements::ProjectId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Requirements::ProjectId)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Requirements::Key).string().not_null())
-                    .col(ColumnDef::new(Requirements::Status).string_len(32).not_null())
-                    .col(ColumnDef::new(Requirements::AcceptedDocumentId).big_integer().null())
-                    .col(ColumnDef::new(Requirements::UpdatedAt).timestamp_with_time_zone().not_null())
-                    .primary_key(Index::create().col(Requirements::ProjectId).col(Requirements::Key))
+                    .col(
+                        ColumnDef::new(Requirements::Status)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Requirements::AcceptedDocumentId)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Requirements::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(Requirements::ProjectId)
+                            .col(Requirements::Key),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Requirements::Table, Requirements::ProjectId)
@@ -97,9 +147,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Requirements::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(DocumentReviews::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Documents::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Requirements::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(DocumentReviews::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Documents::Table).to_owned())
+            .await
     }
 }
 

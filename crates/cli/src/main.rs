@@ -6,12 +6,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod db_cmd;
+mod remind_cmd;
 mod serve_cmd;
 mod user_cmd;
 mod workflow_cmd;
 
 #[derive(Debug, Parser)]
-#[command(name = "incubator", version, about = "csirt-incubator: ANSSI's regional CSIRT incubation programme")]
+#[command(
+    name = "incubator",
+    version,
+    about = "csirt-incubator: ANSSI's regional CSIRT incubation programme"
+)]
 struct Cli {
     #[command(flatten)]
     db: db_cmd::DbArgs,
@@ -46,6 +51,8 @@ enum Command {
     /// Accounts.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// Run one scheduler pass (reminders, weekly digest) at a given time.
+    Remind(remind_cmd::RemindArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,7 @@ fn main() -> ExitCode {
         Command::Import { file } => with_runtime(|| db_cmd::import(&db, file)),
         Command::Serve(args) => serve_cmd::serve(&db, args),
         Command::User(cmd) => with_runtime(|| user_cmd::run(&db, cmd)),
+        Command::Remind(args) => with_runtime(|| remind_cmd::run(&db, args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -66,6 +74,8 @@ fn main() -> ExitCode {
     })
 }
 
-fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(command: impl FnOnce() -> F) -> anyhow::Result<ExitCode> {
+fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(
+    command: impl FnOnce() -> F,
+) -> anyhow::Result<ExitCode> {
     db_cmd::runtime()?.block_on(command())
 }

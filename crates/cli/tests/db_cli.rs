@@ -26,11 +26,22 @@ fn text(bytes: &[u8]) -> String {
 
 /// A SQLite programme with two projects and a few events, written through the store.
 async fn programme(data_dir: &Path) -> Store {
-    let store = Store::open(&DbConfig::default(), data_dir).await.expect("open");
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/csirt-incubation.yaml"))
-        .expect("workflow");
-    store.deploy_workflow(&source, "csirt-incubation.yaml", Utc::now()).await.expect("deploy");
-    let officer = Actor { id: "user:1".into(), roles: vec!["officer".into()] };
+    let store = Store::open(&DbConfig::default(), data_dir)
+        .await
+        .expect("open");
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../workflows/csirt-incubation.yaml"
+    ))
+    .expect("workflow");
+    store
+        .deploy_workflow(&source, "csirt-incubation.yaml", Utc::now())
+        .await
+        .expect("deploy");
+    let officer = Actor {
+        id: "user:1".into(),
+        roles: vec!["officer".into()],
+    };
     for region in ["53", "75"] {
         let id = store
             .write(CreateProject {
@@ -47,7 +58,10 @@ async fn programme(data_dir: &Path) -> Store {
                 registry: store.workflows().clone(),
                 project_id: id,
                 expected_version: 1,
-                request: FireRequest { transition: "express_interest".into(), comment: Some("oui".into()) },
+                request: FireRequest {
+                    transition: "express_interest".into(),
+                    comment: Some("oui".into()),
+                },
                 actor: officer.clone(),
                 now: Utc::now(),
             })
@@ -64,18 +78,27 @@ async fn audit_verify_passes_then_names_the_tampered_event() {
 
     let clean = incubator(dir.path(), &["audit", "verify"]);
     assert!(clean.status.success(), "{}", text(&clean.stderr));
-    assert!(text(&clean.stdout).contains("2 project(s), 4 event(s)"), "{}", text(&clean.stdout));
+    assert!(
+        text(&clean.stdout).contains("2 project(s), 4 event(s)"),
+        "{}",
+        text(&clean.stdout)
+    );
 
     store
         .db()
-        .execute_unprepared("UPDATE events SET actor = 'someone else' WHERE project_id = 2 AND seq = 2")
+        .execute_unprepared(
+            "UPDATE events SET actor = 'someone else' WHERE project_id = 2 AND seq = 2",
+        )
         .await
         .unwrap();
     let tampered = incubator(dir.path(), &["audit", "verify"]);
     assert_eq!(tampered.status.code(), Some(1));
     let message = text(&tampered.stderr);
     assert!(message.contains("project 2 event #2"), "{message}");
-    assert!(message.contains("content does not match its hash"), "{message}");
+    assert!(
+        message.contains("content does not match its hash"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +106,10 @@ async fn export_import_round_trip_through_the_cli() {
     let source = tempfile::tempdir().unwrap();
     programme(source.path()).await;
     let file = source.path().join("backup.json");
-    let export = incubator(source.path(), &["export", "--output", file.to_str().unwrap()]);
+    let export = incubator(
+        source.path(),
+        &["export", "--output", file.to_str().unwrap()],
+    );
     assert!(export.status.success(), "{}", text(&export.stderr));
 
     let target = tempfile::tempdir().unwrap();
@@ -91,27 +117,44 @@ async fn export_import_round_trip_through_the_cli() {
     assert!(import.status.success(), "{}", text(&import.stderr));
     assert!(text(&import.stdout).contains("imported 2 project(s) and 4 event(s)"));
     let again = target.path().join("again.json");
-    assert!(incubator(target.path(), &["export", "-o", again.to_str().unwrap()]).status.success());
+    assert!(
+        incubator(target.path(), &["export", "-o", again.to_str().unwrap()])
+            .status
+            .success()
+    );
     let strip = |path: &Path| {
-        let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         value.as_object_mut().unwrap().remove("exported_at");
         value
     };
-    assert_eq!(strip(&file), strip(&again), "the round trip changed the data");
+    assert_eq!(
+        strip(&file),
+        strip(&again),
+        "the round trip changed the data"
+    );
     let verify = incubator(target.path(), &["audit", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 
     // A second import into the now non-empty database is refused and changes nothing.
     let twice = incubator(target.path(), &["import", file.to_str().unwrap()]);
     assert_eq!(twice.status.code(), Some(1));
-    assert!(text(&twice.stderr).contains("not empty"), "{}", text(&twice.stderr));
+    assert!(
+        text(&twice.stderr).contains("not empty"),
+        "{}",
+        text(&twice.stderr)
+    );
 
     // A file that is not an export names where it went wrong.
     let junk = target.path().join("junk.json");
     std::fs::write(&junk, "{\"format\": 3,\n  oops}").unwrap();
     let bad = incubator(target.path(), &["import", junk.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad.stderr).contains("junk.json:"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("junk.json:"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
 
 #[test]

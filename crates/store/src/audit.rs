@@ -70,8 +70,15 @@ pub struct VerifyReport {
 
 /// Walks every project's chain in order and stops at the first broken link.
 pub async fn verify(db: &impl ConnectionTrait) -> StoreResult<VerifyReport> {
-    let mut report = VerifyReport { projects: 0, events: 0, broken: None };
-    let projects = projects::Entity::find().order_by_asc(projects::Column::Id).all(db).await?;
+    let mut report = VerifyReport {
+        projects: 0,
+        events: 0,
+        broken: None,
+    };
+    let projects = projects::Entity::find()
+        .order_by_asc(projects::Column::Id)
+        .all(db)
+        .await?;
     for project in projects {
         report.projects += 1;
         if let Some(broken) = verify_project(db, &project, &mut report.events).await? {
@@ -88,7 +95,12 @@ async fn verify_project(
     counted: &mut u64,
 ) -> StoreResult<Option<BrokenLink>> {
     let broken = |seq: i64, event_id: Option<i64>, reason: String| {
-        Ok(Some(BrokenLink { project_id: project.id, seq, event_id, reason }))
+        Ok(Some(BrokenLink {
+            project_id: project.id,
+            seq,
+            event_id,
+            reason,
+        }))
     };
     let mut expected_prev = GENESIS_HASH.to_owned();
     let mut expected_seq = 1;
@@ -104,14 +116,25 @@ async fn verify_project(
                 return broken(
                     expected_seq,
                     Some(event.id),
-                    format!("event #{expected_seq} is missing (found #{} next)", event.seq),
+                    format!(
+                        "event #{expected_seq} is missing (found #{} next)",
+                        event.seq
+                    ),
                 );
             }
             if event.prev_hash != expected_prev {
-                return broken(event.seq, Some(event.id), "its previous-hash link does not match".into());
+                return broken(
+                    event.seq,
+                    Some(event.id),
+                    "its previous-hash link does not match".into(),
+                );
             }
             if event_hash(&event) != event.hash {
-                return broken(event.seq, Some(event.id), "its content does not match its hash".into());
+                return broken(
+                    event.seq,
+                    Some(event.id),
+                    "its content does not match its hash".into(),
+                );
             }
             expected_prev = event.hash;
             expected_seq += 1;

@@ -15,7 +15,9 @@ pub struct BlobStore {
 
 impl BlobStore {
     pub fn new(data_dir: &Path) -> Self {
-        Self { root: data_dir.join("documents") }
+        Self {
+            root: data_dir.join("documents"),
+        }
     }
 
     pub fn sha256(bytes: &[u8]) -> String {
@@ -24,8 +26,14 @@ impl BlobStore {
 
     /// Where the bytes of a digest live: two levels of fan-out keep directories small.
     pub fn path_of(&self, sha256: &str) -> StoreResult<PathBuf> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            return Err(StoreError::Corrupt(format!("`{sha256}` is not a SHA-256 digest")));
+        if sha256.len() != 64
+            || !sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(StoreError::Corrupt(format!(
+                "`{sha256}` is not a SHA-256 digest"
+            )));
         }
         Ok(self.root.join(&sha256[..2]).join(sha256))
     }
@@ -58,7 +66,9 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path.is_file() {
         return Ok(());
     }
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("blob path has no folder"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("blob path has no folder"))?;
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveValue::NotSet, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryOrder, Set,
+};
 use serde_json::json;
 
 use crate::audit::normalize;
@@ -69,16 +71,28 @@ impl UnitOfWork for AssignCohort {
             None => None,
         };
         let project = &snap.project;
-        let changes = json!({ "cohort_id": self.cohort_id, "previous_cohort_id": project.cohort_id });
-        let (seq, hash) =
-            append(txn, project, NewEvent::other("cohort_assigned", &self.actor, None, changes), now).await?;
+        let changes =
+            json!({ "cohort_id": self.cohort_id, "previous_cohort_id": project.cohort_id });
+        let (seq, hash) = append(
+            txn,
+            project,
+            NewEvent::other("cohort_assigned", &self.actor, None, changes),
+            now,
+        )
+        .await?;
         let cohort_id = self.cohort_id;
-        let version =
-            bump(txn, project, seq, &hash, |u| u.col_expr(projects::Column::CohortId, Expr::value(cohort_id)))
-                .await?;
-        let workflow = self.registry.get(txn, &project.workflow_id, project.workflow_version).await?;
+        let version = bump(txn, project, seq, &hash, |u| {
+            u.col_expr(projects::Column::CohortId, Expr::value(cohort_id))
+        })
+        .await?;
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
         let instance = snap.instance(false);
-        if let Some(due) = workflow.deadline_for(&project.state, &instance, project.state_entered_at) {
+        if let Some(due) =
+            workflow.deadline_for(&project.state, &instance, project.state_entered_at)
+        {
             set_deadline(txn, project.id, &project.state, normalize(due), now).await?;
         }
         Ok(version)
@@ -86,9 +100,15 @@ impl UnitOfWork for AssignCohort {
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: i64) -> StoreResult<cohorts::Model> {
-    cohorts::Entity::find_by_id(id).one(db).await?.ok_or(StoreError::CohortNotFound(id))
+    cohorts::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(StoreError::CohortNotFound(id))
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> StoreResult<Vec<cohorts::Model>> {
-    Ok(cohorts::Entity::find().order_by_asc(cohorts::Column::StartsOn).all(db).await?)
+    Ok(cohorts::Entity::find()
+        .order_by_asc(cohorts::Column::StartsOn)
+        .all(db)
+        .await?)
 }

@@ -27,7 +27,11 @@ pub struct DbConfig {
 
 impl Default for DbConfig {
     fn default() -> Self {
-        Self { url: None, sqlite_sync: SqliteSync::Full, max_connections: 16 }
+        Self {
+            url: None,
+            sqlite_sync: SqliteSync::Full,
+            max_connections: 16,
+        }
     }
 }
 
@@ -36,7 +40,10 @@ impl DbConfig {
     pub fn resolve_url(&self, data_dir: &Path) -> String {
         match &self.url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("incubator.sqlite3").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("incubator.sqlite3").display()
+            ),
         }
     }
 }
@@ -46,7 +53,10 @@ pub async fn open(config: &DbConfig, data_dir: &Path) -> StoreResult<DatabaseCon
     let url = config.resolve_url(data_dir);
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Invalid(format!("cannot create the data directory {}: {e}", data_dir.display()))
+            StoreError::Invalid(format!(
+                "cannot create the data directory {}: {e}",
+                data_dir.display()
+            ))
         })?;
     }
     let db = connect(&url, config).await?;

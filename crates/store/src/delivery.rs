@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::audit::normalize;
@@ -46,7 +46,10 @@ pub async fn claim(
     let lease_until = normalize(lease_until);
     let update = Query::update()
         .table(outbox::Entity)
-        .value(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+        .value(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
         .value(outbox::Column::NextAttemptAt, lease_until)
         .value(outbox::Column::LeaseUntil, Some(lease_until))
         .value(outbox::Column::LeasedBy, Some(worker.to_owned()))
@@ -56,19 +59,31 @@ pub async fn claim(
         .and_where(outbox::Column::NextAttemptAt.lte(normalize(now)))
         .returning_all()
         .to_owned();
-    let mut rows = outbox::Model::find_by_statement(backend.build(&update)).all(db).await?;
+    let mut rows = outbox::Model::find_by_statement(backend.build(&update))
+        .all(db)
+        .await?;
     rows.sort_by_key(|row| row.id);
     Ok(rows)
 }
 
 /// Records that the SMTP server accepted the mail. False when the row was no longer pending (an admin or
 /// another worker settled it meanwhile).
-pub async fn mark_sent(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+pub async fn mark_sent(
+    db: &impl ConnectionTrait,
+    id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
     let result = outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(SENT))
         .col_expr(outbox::Column::SentAt, Expr::value(Some(normalize(now))))
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox::Column::LastError, Expr::value(Option::<String>::None))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
         .filter(outbox::Column::Id.eq(id))
         .filter(outbox::Column::Status.eq(PENDING))
         .exec(db)
@@ -86,9 +101,18 @@ pub async fn reschedule(
     error: &str,
 ) -> StoreResult<bool> {
     let result = outbox::Entity::update_many()
-        .col_expr(outbox::Column::NextAttemptAt, Expr::value(normalize(next_attempt_at)))
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox::Column::LastError, Expr::value(Some(error.to_owned())))
+        .col_expr(
+            outbox::Column::NextAttemptAt,
+            Expr::value(normalize(next_attempt_at)),
+        )
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Some(error.to_owned())),
+        )
         .filter(outbox::Column::Id.eq(id))
         .filter(outbox::Column::Status.eq(PENDING))
         .filter(outbox::Column::LeasedBy.eq(worker))
@@ -98,11 +122,22 @@ pub async fn reschedule(
 }
 
 /// Gives up on a mail: a permanent refusal, or the last attempt failed.
-pub async fn mark_dead(db: &impl ConnectionTrait, id: i64, worker: &str, error: &str) -> StoreResult<bool> {
+pub async fn mark_dead(
+    db: &impl ConnectionTrait,
+    id: i64,
+    worker: &str,
+    error: &str,
+) -> StoreResult<bool> {
     let result = outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(DEAD))
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox::Column::LastError, Expr::value(Some(error.to_owned())))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Some(error.to_owned())),
+        )
         .filter(outbox::Column::Id.eq(id))
         .filter(outbox::Column::Status.eq(PENDING))
         .filter(outbox::Column::LeasedBy.eq(worker))
@@ -118,8 +153,14 @@ pub async fn retry(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> St
         .col_expr(outbox::Column::Status, Expr::value(PENDING))
         .col_expr(outbox::Column::Attempts, Expr::value(0))
         .col_expr(outbox::Column::NextAttemptAt, Expr::value(normalize(now)))
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox::Column::LeasedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LeasedBy,
+            Expr::value(Option::<String>::None),
+        )
         .filter(outbox::Column::Id.eq(id))
         .filter(outbox::Column::Status.eq(DEAD))
         .exec(db)
@@ -149,5 +190,8 @@ pub async fn get(db: &impl ConnectionTrait, id: i64) -> StoreResult<Option<outbo
 
 /// How many rows have the given status (the digest counts the dead ones).
 pub async fn count(db: &impl ConnectionTrait, status: &str) -> StoreResult<u64> {
-    Ok(outbox::Entity::find().filter(outbox::Column::Status.eq(status)).count(db).await?)
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::Status.eq(status))
+        .count(db)
+        .await?)
 }

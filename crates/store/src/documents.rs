@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use incubator_engine::RequirementStatus;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -61,7 +61,10 @@ impl UnitOfWork for RecordDocument {
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<documents::Model> {
         let now = normalize(self.now);
         let project = find(txn, self.project_id).await?;
-        let workflow = self.registry.get(txn, &project.workflow_id, project.workflow_version).await?;
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
         if workflow.requirement(&self.requirement).is_none() {
             return Err(StoreError::Invalid(format!(
                 "`{}` is not a requirement of workflow `{}`",
@@ -85,12 +88,25 @@ impl UnitOfWork for RecordDocument {
         let current = requirement_status(txn, project.id, &self.requirement).await?;
         // A newer upload waits for review without undoing an acceptance.
         if current != RequirementStatus::Accepted {
-            set_requirement(txn, project.id, &self.requirement, RequirementStatus::Pending, None, now).await?;
+            set_requirement(
+                txn,
+                project.id,
+                &self.requirement,
+                RequirementStatus::Pending,
+                None,
+                now,
+            )
+            .await?;
         }
         let changes = json!({ "document_id": inserted.last_insert_id, "requirement": self.requirement,
                               "filename": self.filename, "sha256": self.sha256, "size": self.size });
-        let (seq, hash) =
-            append(txn, &project, NewEvent::other("document_uploaded", &self.actor, None, changes), now).await?;
+        let (seq, hash) = append(
+            txn,
+            &project,
+            NewEvent::other("document_uploaded", &self.actor, None, changes),
+            now,
+        )
+        .await?;
         bump(txn, &project, seq, &hash, |u| u).await?;
         documents::Entity::find_by_id(inserted.last_insert_id)
             .one(txn)
@@ -119,9 +135,12 @@ impl UnitOfWork for ReviewDocument {
             .one(txn)
             .await?
             .ok_or(StoreError::DocumentNotFound(self.document_id))?;
-        if self.decision == ReviewDecision::Rejected && self.comment.as_deref().is_none_or(|c| c.trim().is_empty())
+        if self.decision == ReviewDecision::Rejected
+            && self.comment.as_deref().is_none_or(|c| c.trim().is_empty())
         {
-            return Err(StoreError::Invalid("a rejection needs a comment telling the region what to fix".into()));
+            return Err(StoreError::Invalid(
+                "a rejection needs a comment telling the region what to fix".into(),
+            ));
         }
         let project = find(txn, document.project_id).await?;
         document_reviews::Entity::insert(document_reviews::ActiveModel {
@@ -136,8 +155,15 @@ impl UnitOfWork for ReviewDocument {
         .await?;
         let status = match self.decision {
             ReviewDecision::Accepted => {
-                set_requirement(txn, project.id, &document.requirement, RequirementStatus::Accepted, Some(document.id), now)
-                    .await?;
+                set_requirement(
+                    txn,
+                    project.id,
+                    &document.requirement,
+                    RequirementStatus::Accepted,
+                    Some(document.id),
+                    now,
+                )
+                .await?;
                 RequirementStatus::Accepted
             }
             ReviewDecision::Rejected => {
@@ -155,7 +181,12 @@ impl UnitOfWork for ReviewDocument {
         let (seq, hash) = append(
             txn,
             &project,
-            NewEvent::other("document_reviewed", &self.actor, self.comment.clone(), changes),
+            NewEvent::other(
+                "document_reviewed",
+                &self.actor,
+                self.comment.clone(),
+                changes,
+            ),
             now,
         )
         .await?;
@@ -170,13 +201,29 @@ impl UnitOfWork for ReviewDocument {
             "requirement": document.requirement, "filename": document.filename, "reviewer": self.actor,
             "comment": self.comment, "at": now,
         });
-        crate::outbox::enqueue(txn, &project, Some(seq), template, &["council".to_owned()], &context, now).await?;
+        crate::outbox::enqueue(
+            txn,
+            &project,
+            Some(seq),
+            template,
+            &["council".to_owned()],
+            &context,
+            now,
+        )
+        .await?;
         Ok(status)
     }
 }
 
-async fn requirement_status(txn: &impl ConnectionTrait, project_id: i64, key: &str) -> StoreResult<RequirementStatus> {
-    match requirements::Entity::find_by_id((project_id, key.to_owned())).one(txn).await? {
+async fn requirement_status(
+    txn: &impl ConnectionTrait,
+    project_id: i64,
+    key: &str,
+) -> StoreResult<RequirementStatus> {
+    match requirements::Entity::find_by_id((project_id, key.to_owned()))
+        .one(txn)
+        .await?
+    {
         Some(row) => parse_status(&row.status),
         None => Ok(RequirementStatus::Missing),
     }
@@ -212,7 +259,10 @@ async fn set_requirement(
 }
 
 /// Whether a document newer than this one, for the same requirement, still waits for its review.
-async fn newer_unreviewed(txn: &impl ConnectionTrait, document: &documents::Model) -> StoreResult<bool> {
+async fn newer_unreviewed(
+    txn: &impl ConnectionTrait,
+    document: &documents::Model,
+) -> StoreResult<bool> {
     let newer = documents::Entity::find()
         .filter(documents::Column::ProjectId.eq(document.project_id))
         .filter(documents::Column::Requirement.eq(document.requirement.as_str()))
@@ -232,10 +282,16 @@ async fn newer_unreviewed(txn: &impl ConnectionTrait, document: &documents::Mode
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: i64) -> StoreResult<documents::Model> {
-    documents::Entity::find_by_id(id).one(db).await?.ok_or(StoreError::DocumentNotFound(id))
+    documents::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(StoreError::DocumentNotFound(id))
 }
 
-pub async fn list(db: &impl ConnectionTrait, project_id: i64) -> StoreResult<Vec<documents::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> StoreResult<Vec<documents::Model>> {
     Ok(documents::Entity::find()
         .filter(documents::Column::ProjectId.eq(project_id))
         .order_by_asc(documents::Column::Id)

@@ -17,10 +17,20 @@ pub enum StoreError {
     CohortNotFound(i64),
     #[error("region `{0}` is not one of the 18 regions")]
     UnknownRegion(String),
-    #[error("project {project_id} is at version {current}, not {expected}: reload it and try again")]
-    Conflict { project_id: i64, expected: i64, current: i64 },
+    #[error(
+        "project {project_id} is at version {current}, not {expected}: reload it and try again"
+    )]
+    Conflict {
+        project_id: i64,
+        expected: i64,
+        current: i64,
+    },
     #[error("a project of region {region} on workflow `{workflow}` exists already (id {existing})")]
-    ProjectExists { region: String, workflow: String, existing: i64 },
+    ProjectExists {
+        region: String,
+        workflow: String,
+        existing: i64,
+    },
     #[error("workflow `{id}` version {version} is not deployed")]
     WorkflowNotDeployed { id: String, version: i32 },
     #[error("workflow `{0}` has no deployed version")]
@@ -31,7 +41,11 @@ pub enum StoreError {
     )]
     VersionImmutable { id: String, version: i32 },
     #[error("the stored definition of `{id}` version {version} no longer loads: {message}")]
-    CorruptWorkflow { id: String, version: i32, message: String },
+    CorruptWorkflow {
+        id: String,
+        version: i32,
+        message: String,
+    },
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("{0}")]

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use incubator_engine::Decision;
-use sea_orm::{ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde_json::Value;
 
 use crate::audit::event_hash;

@@ -39,7 +39,10 @@ impl UnitOfWork for PatchFields {
         let now = normalize(self.now);
         let snap = decision_view(txn, find(txn, self.project_id).await?).await?;
         let project = &snap.project;
-        let workflow = self.registry.get(txn, &project.workflow_id, project.workflow_version).await?;
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
         let mut facts = snap.facts.clone();
         let mut problems = Vec::new();
         let mut changes = serde_json::Map::new();
@@ -59,7 +62,8 @@ impl UnitOfWork for PatchFields {
         if !problems.is_empty() {
             return Err(StoreError::Invalid(problems.join("; ")));
         }
-        let serialized = serde_json::to_string(&facts).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let serialized =
+            serde_json::to_string(&facts).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let (seq, hash) = append(
             txn,
             project,
@@ -67,6 +71,9 @@ impl UnitOfWork for PatchFields {
             now,
         )
         .await?;
-        bump(txn, project, seq, &hash, |u| u.col_expr(projects::Column::Facts, Expr::value(serialized))).await
+        bump(txn, project, seq, &hash, |u| {
+            u.col_expr(projects::Column::Facts, Expr::value(serialized))
+        })
+        .await
     }
 }

@@ -1,11 +1,13 @@
 //! The programme's durable record: sea-orm entities, repository functions taking `&impl ConnectionTrait`
 //! (so they run inside or outside a transaction), and [`Store`], which writes through a group committer.
 
+pub mod account_admin;
 pub mod audit;
 pub mod blobs;
 pub mod cohorts;
 mod committer;
 pub mod db;
+pub mod delivery;
 pub mod documents;
 pub mod entities;
 mod error;
@@ -14,12 +16,12 @@ pub mod fields;
 pub mod outbox;
 pub mod projects;
 pub mod regions;
+pub mod reminders;
+pub mod sessions;
 pub mod tokens;
 pub mod transfer;
 pub mod users;
 pub mod workflows;
-pub mod delivery;
-pub mod reminders;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -81,7 +83,12 @@ impl Store {
         self.committer.submit(unit).await
     }
 
-    pub async fn deploy_workflow(&self, source: &str, file: &str, now: DateTime<Utc>) -> StoreResult<Deployed> {
+    pub async fn deploy_workflow(
+        &self,
+        source: &str,
+        file: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Deployed> {
         self.workflows.deploy(&self.db, source, file, now).await
     }
 }

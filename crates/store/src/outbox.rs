@@ -24,7 +24,10 @@ pub async fn enqueue(
     let users = crate::projects::recipients(txn, &project.region_code, roles).await?;
     let mut by_lang: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for user in &users {
-        by_lang.entry(user.lang.as_str()).or_default().push(json!({ "email": user.email, "name": user.name }));
+        by_lang
+            .entry(user.lang.as_str())
+            .or_default()
+            .push(json!({ "email": user.email, "name": user.name }));
     }
     let rows: Vec<outbox::ActiveModel> = by_lang
         .into_iter()
@@ -47,7 +50,9 @@ pub async fn enqueue(
         })
         .collect();
     if !rows.is_empty() {
-        outbox::Entity::insert_many(rows).exec_without_returning(txn).await?;
+        outbox::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }

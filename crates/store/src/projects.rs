@@ -10,8 +10,8 @@ use incubator_engine::{
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use serde_json::json;
 
@@ -41,17 +41,20 @@ impl Snapshot {
             entered_at: self.project.state_entered_at,
             facts: self.facts.clone(),
             requirements: self.requirements.clone(),
-            cohort: self
-                .cohort
-                .as_ref()
-                .map(|c| CohortInfo { id: c.id.to_string(), starts_on: c.starts_on }),
+            cohort: self.cohort.as_ref().map(|c| CohortInfo {
+                id: c.id.to_string(),
+                starts_on: c.starts_on,
+            }),
             child_completed,
         }
     }
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> StoreResult<projects::Model> {
-    projects::Entity::find_by_id(id).one(db).await?.ok_or(StoreError::ProjectNotFound(id))
+    projects::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(StoreError::ProjectNotFound(id))
 }
 
 pub async fn snapshot(db: &impl ConnectionTrait, id: i64) -> StoreResult<Snapshot> {
@@ -59,7 +62,10 @@ pub async fn snapshot(db: &impl ConnectionTrait, id: i64) -> StoreResult<Snapsho
     snapshot_of(db, project).await
 }
 
-pub async fn snapshot_of(db: &impl ConnectionTrait, project: projects::Model) -> StoreResult<Snapshot> {
+pub async fn snapshot_of(
+    db: &impl ConnectionTrait,
+    project: projects::Model,
+) -> StoreResult<Snapshot> {
     let mut snap = decision_view(db, project).await?;
     snap.deadlines = deadlines::Entity::find()
         .filter(deadlines::Column::ProjectId.eq(snap.project.id))
@@ -71,7 +77,10 @@ pub async fn snapshot_of(db: &impl ConnectionTrait, project: projects::Model) ->
 }
 
 /// What a decision needs (facts, requirements, cohort) without the deadlines, which no decision reads.
-pub(crate) async fn decision_view(db: &impl ConnectionTrait, project: projects::Model) -> StoreResult<Snapshot> {
+pub(crate) async fn decision_view(
+    db: &impl ConnectionTrait,
+    project: projects::Model,
+) -> StoreResult<Snapshot> {
     let facts: Facts = serde_json::from_str(&project.facts)
         .map_err(|e| StoreError::Corrupt(format!("facts of project {}: {e}", project.id)))?;
     let requirements = requirements::Entity::find()
@@ -85,7 +94,13 @@ pub(crate) async fn decision_view(db: &impl ConnectionTrait, project: projects::
         Some(cohort_id) => cohorts::Entity::find_by_id(cohort_id).one(db).await?,
         None => None,
     };
-    Ok(Snapshot { project, facts, requirements, cohort, deadlines: Vec::new() })
+    Ok(Snapshot {
+        project,
+        facts,
+        requirements,
+        cohort,
+        deadlines: Vec::new(),
+    })
 }
 
 pub fn status_name(status: RequirementStatus) -> &'static str {
@@ -112,7 +127,10 @@ pub struct ProjectFilter {
     pub workflow_id: Option<String>,
 }
 
-pub async fn list(db: &impl ConnectionTrait, filter: &ProjectFilter) -> StoreResult<Vec<projects::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &ProjectFilter,
+) -> StoreResult<Vec<projects::Model>> {
     let mut query = projects::Entity::find().order_by_asc(projects::Column::RegionCode);
     if let Some(state) = &filter.state {
         query = query.filter(projects::Column::State.eq(state.as_str()));
@@ -180,7 +198,14 @@ impl UnitOfWork for CreateProject {
         let project = find(txn, inserted.last_insert_id).await?;
         let changes = json!({ "region_code": region.code, "workflow": self.workflow_id,
                               "workflow_version": workflow.version() });
-        apply(txn, &workflow, &project, &decision, NewEvent::transition("created", &decision, changes)).await?;
+        apply(
+            txn,
+            &workflow,
+            &project,
+            &decision,
+            NewEvent::transition("created", &decision, changes),
+        )
+        .await?;
         Ok(project.id)
     }
 }
@@ -215,10 +240,19 @@ impl UnitOfWork for FireTransition {
                 current: project.version,
             });
         }
-        let workflow = self.registry.get(txn, &project.workflow_id, project.workflow_version).await?;
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
         let decision = workflow.fire(&snapshot.instance(false), &self.request, &self.actor, now)?;
-        apply(txn, &workflow, project, &decision, NewEvent::transition("transition", &decision, json!({})))
-            .await
+        apply(
+            txn,
+            &workflow,
+            project,
+            &decision,
+            NewEvent::transition("transition", &decision, json!({})),
+        )
+        .await
     }
 }
 
@@ -242,15 +276,27 @@ pub(crate) async fn apply(
     if !decision.clear_deadlines.is_empty() {
         deadlines::Entity::update_many()
             .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(at)))
-            .col_expr(deadlines::Column::NextCheckAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                deadlines::Column::NextCheckAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .filter(deadlines::Column::ProjectId.eq(project.id))
-            .filter(deadlines::Column::Key.is_in(decision.clear_deadlines.iter().map(String::as_str)))
+            .filter(
+                deadlines::Column::Key.is_in(decision.clear_deadlines.iter().map(String::as_str)),
+            )
             .filter(deadlines::Column::ClearedAt.is_null())
             .exec(txn)
             .await?;
     }
     for deadline in &decision.set_deadlines {
-        set_deadline(txn, project.id, &deadline.key, normalize(deadline.due_at), at).await?;
+        set_deadline(
+            txn,
+            project.id,
+            &deadline.key,
+            normalize(deadline.due_at),
+            at,
+        )
+        .await?;
     }
     for email in &decision.emails {
         let context = json!({
@@ -265,7 +311,16 @@ pub(crate) async fn apply(
             "comment": decision.comment,
             "at": at,
         });
-        outbox::enqueue(txn, project, Some(seq), &email.template, &email.to_roles, &context, at).await?;
+        outbox::enqueue(
+            txn,
+            project,
+            Some(seq),
+            &email.template,
+            &email.to_roles,
+            &context,
+            at,
+        )
+        .await?;
     }
     Ok(version)
 }
@@ -283,7 +338,10 @@ pub(crate) async fn bump(
     let update = projects::Entity::update_many()
         .col_expr(projects::Column::Version, Expr::value(project.version + 1))
         .col_expr(projects::Column::LastEventSeq, Expr::value(seq))
-        .col_expr(projects::Column::LastEventHash, Expr::value(hash.to_owned()))
+        .col_expr(
+            projects::Column::LastEventHash,
+            Expr::value(hash.to_owned()),
+        )
         .col_expr(projects::Column::UpdatedAt, Expr::value(normalize(now)))
         .filter(projects::Column::Id.eq(project.id))
         .filter(projects::Column::Version.eq(project.version));
@@ -291,7 +349,11 @@ pub(crate) async fn bump(
     if result.rows_affected != 1 {
         // Another writer got there first (another replica on PostgreSQL): name the version it left.
         let current = find(txn, project.id).await?.version;
-        return Err(StoreError::Conflict { project_id: project.id, expected: project.version, current });
+        return Err(StoreError::Conflict {
+            project_id: project.id,
+            expected: project.version,
+            current,
+        });
     }
     Ok(project.version + 1)
 }

@@ -29,11 +29,13 @@ pub const REGIONS: [(&str, &str, bool); 18] = [
 ];
 
 pub async fn seed(db: &impl ConnectionTrait) -> StoreResult<()> {
-    let rows = REGIONS.iter().map(|(code, name, single)| regions::ActiveModel {
-        code: Set((*code).to_owned()),
-        name: Set((*name).to_owned()),
-        single_collectivity: Set(*single),
-    });
+    let rows = REGIONS
+        .iter()
+        .map(|(code, name, single)| regions::ActiveModel {
+            code: Set((*code).to_owned()),
+            name: Set((*name).to_owned()),
+            single_collectivity: Set(*single),
+        });
     regions::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::column(regions::Column::Code)
@@ -47,5 +49,8 @@ pub async fn seed(db: &impl ConnectionTrait) -> StoreResult<()> {
 
 pub async fn list(db: &impl ConnectionTrait) -> StoreResult<Vec<regions::Model>> {
     use sea_orm::QueryOrder;
-    Ok(regions::Entity::find().order_by_asc(regions::Column::Code).all(db).await?)
+    Ok(regions::Entity::find()
+        .order_by_asc(regions::Column::Code)
+        .all(db)
+        .await?)
 }

@@ -10,17 +10,18 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
+    Value,
 };
 use serde_json::{Value as Json, json};
 
 use crate::audit::normalize;
-use crate::entities::{deadlines, outbox, reminders_sent};
-use crate::error::StoreResult;
+use crate::entities::{deadlines, outbox, projects, reminders_sent};
+use crate::error::{StoreError, StoreResult};
 use crate::outbox::PENDING;
 
 /// A live deadline whose `next_check_at` has come, with what the scheduler needs of its project.
-#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueDeadline {
     pub id: i64,
     pub project_id: i64,
@@ -50,28 +51,93 @@ pub async fn due_deadlines(
 ) -> StoreResult<Vec<DueDeadline>> {
     let backend = db.get_database_backend();
     let (p, lock_clause) = match backend {
-        DbBackend::Postgres => (["$1", "$2", "$3", "$4", "$5"], if lock { " FOR UPDATE OF d SKIP LOCKED" } else { "" }),
+        DbBackend::Postgres => (
+            ["$1", "$2", "$3", "$4", "$5"],
+            if lock { " FOR UPDATE SKIP LOCKED" } else { "" },
+        ),
         _ => (["?", "?", "?", "?", "?"], ""),
     };
-    let (cursor_at, cursor_id) = after.unwrap_or((DateTime::<Utc>::MIN_UTC, i64::MIN));
+    let (cursor_at, cursor_id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, i64::MIN));
+    // Deadlines alone, so that the plan is the `next_check_at` index whatever the planner thinks of the join;
+    // their projects are read by primary key below.
     let sql = format!(
-        "SELECT d.id, d.project_id, d.key, d.due_at, d.next_check_at, d.paused_at, p.region_code, \
-         p.workflow_id, p.workflow_version, p.state \
-         FROM deadlines d JOIN projects p ON p.id = d.project_id \
-         WHERE d.next_check_at <= {} AND d.cleared_at IS NULL \
-         AND (d.next_check_at > {} OR (d.next_check_at = {} AND d.id > {})) \
-         ORDER BY d.next_check_at, d.id LIMIT {}{lock_clause}",
+        "SELECT id, project_id, key, due_at, next_check_at, paused_at FROM deadlines \
+         WHERE next_check_at <= {} AND cleared_at IS NULL \
+         AND (next_check_at > {} OR (next_check_at = {} AND id > {})) \
+         ORDER BY next_check_at, id LIMIT {}{lock_clause}",
         p[0], p[1], p[2], p[3], p[4]
     );
-    let cursor_at = normalize(cursor_at.max(DateTime::<Utc>::UNIX_EPOCH));
     let values: Vec<Value> = vec![
         normalize(now).into(),
-        cursor_at.into(),
-        cursor_at.into(),
+        normalize(cursor_at).into(),
+        normalize(cursor_at).into(),
         cursor_id.into(),
-        (limit as i64).into(),
+        i64::try_from(limit).unwrap_or(i64::MAX).into(),
     ];
-    Ok(DueDeadline::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?)
+    let rows = DueRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .all(db)
+        .await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.project_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut by_id: HashMap<i64, ProjectPart> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let select = Query::select()
+            .columns([
+                projects::Column::Id,
+                projects::Column::RegionCode,
+                projects::Column::WorkflowId,
+                projects::Column::WorkflowVersion,
+                projects::Column::State,
+            ])
+            .from(projects::Entity)
+            .and_where(projects::Column::Id.is_in(chunk.iter().copied()))
+            .to_owned();
+        for project in ProjectPart::find_by_statement(backend.build(&select))
+            .all(db)
+            .await?
+        {
+            by_id.insert(project.id, project);
+        }
+    }
+    rows.into_iter()
+        .map(|row| {
+            let project = by_id.get(&row.project_id).ok_or_else(|| {
+                StoreError::Corrupt(format!("deadline {} of a missing project", row.id))
+            })?;
+            Ok(DueDeadline {
+                id: row.id,
+                project_id: row.project_id,
+                key: row.key,
+                due_at: row.due_at,
+                next_check_at: row.next_check_at,
+                paused_at: row.paused_at,
+                region_code: project.region_code.clone(),
+                workflow_id: project.workflow_id.clone(),
+                workflow_version: project.workflow_version,
+                state: project.state.clone(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, FromQueryResult)]
+struct DueRow {
+    id: i64,
+    project_id: i64,
+    key: String,
+    due_at: DateTime<Utc>,
+    next_check_at: DateTime<Utc>,
+    paused_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct ProjectPart {
+    id: i64,
+    region_code: String,
+    workflow_id: String,
+    workflow_version: i32,
+    state: String,
 }
 
 /// The unique key of one reminder: it goes out once per (project, deadline, due time, step).
@@ -133,11 +199,16 @@ pub async fn record_sent(
             reminders_sent::Column::Step,
         ]));
     let backend = db.get_database_backend();
-    Ok(ReminderKey::find_by_statement(backend.build(&insert)).all(db).await?)
+    Ok(ReminderKey::find_by_statement(backend.build(&insert))
+        .all(db)
+        .await?)
 }
 
 /// Which of the keys are recorded already (for a dry run, which writes nothing).
-pub async fn already_sent(db: &impl ConnectionTrait, keys: &[ReminderKey]) -> StoreResult<Vec<ReminderKey>> {
+pub async fn already_sent(
+    db: &impl ConnectionTrait,
+    keys: &[ReminderKey],
+) -> StoreResult<Vec<ReminderKey>> {
     let mut found = Vec::new();
     let mut by_project: BTreeMap<i64, Vec<&ReminderKey>> = BTreeMap::new();
     for key in keys {
@@ -174,10 +245,15 @@ pub struct NewMail {
     pub context: Json,
 }
 
+/// A region (none for programme-wide mails) and sorted workflow roles.
+type Audience = (Option<String>, Vec<String>);
+/// `(lang, [{email, name}])` per recipient language.
+type ByLang = Vec<(String, Json)>;
+
 /// Accounts reached by (region, roles), looked up once per combination and kept for a pass.
 #[derive(Debug, Default)]
 pub struct RecipientCache {
-    by_audience: HashMap<(Option<String>, Vec<String>), Vec<(String, Json)>>,
+    by_audience: HashMap<Audience, ByLang>,
 }
 
 impl RecipientCache {
@@ -193,12 +269,19 @@ impl RecipientCache {
         let audience = (region_code.map(str::to_owned), roles);
         if !self.by_audience.contains_key(&audience) {
             // No region reaches no council: a programme-wide mail goes to officers only.
-            let users = crate::projects::recipients(db, region_code.unwrap_or(""), &audience.1).await?;
+            let users =
+                crate::projects::recipients(db, region_code.unwrap_or(""), &audience.1).await?;
             let mut by_lang: BTreeMap<String, Vec<Json>> = BTreeMap::new();
             for user in users {
-                by_lang.entry(user.lang).or_default().push(json!({ "email": user.email, "name": user.name }));
+                by_lang
+                    .entry(user.lang)
+                    .or_default()
+                    .push(json!({ "email": user.email, "name": user.name }));
             }
-            let grouped = by_lang.into_iter().map(|(lang, list)| (lang, Json::Array(list))).collect();
+            let grouped = by_lang
+                .into_iter()
+                .map(|(lang, list)| (lang, Json::Array(list)))
+                .collect();
             self.by_audience.insert(audience.clone(), grouped);
         }
         Ok(&self.by_audience[&audience])
@@ -217,7 +300,10 @@ pub async fn enqueue_many(
     let mut rows = Vec::new();
     for mail in mails {
         let context = mail.context.to_string();
-        for (lang, recipients) in cache.resolve(db, mail.region_code.as_deref(), &mail.roles).await? {
+        for (lang, recipients) in cache
+            .resolve(db, mail.region_code.as_deref(), &mail.roles)
+            .await?
+        {
             rows.push(outbox::ActiveModel {
                 id: sea_orm::ActiveValue::NotSet,
                 project_id: sea_orm::Set(mail.project_id),
@@ -240,12 +326,15 @@ pub async fn enqueue_many(
     let written = rows.len();
     // Bounded statements: SQLite and PostgreSQL cap the number of bound values.
     for chunk in rows.chunks(1000) {
-        outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+        outbox::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(written)
 }
 
-/// Sets each deadline's next look (`None`: no step remains, the index forgets it) in one statement.
+/// Sets each deadline's next look (`None`: no step remains, the index forgets it), up to a thousand per
+/// statement: `UPDATE … SET next_check_at = CASE id WHEN … END WHERE id IN (…)`.
 pub async fn set_next_checks(
     db: &impl ConnectionTrait,
     next: &[(i64, Option<DateTime<Utc>>)],
@@ -253,7 +342,10 @@ pub async fn set_next_checks(
     for chunk in next.chunks(1000) {
         let mut case = CaseStatement::new();
         for (id, at) in chunk {
-            case = case.case(Expr::col(deadlines::Column::Id).eq(*id), Expr::val(at.map(normalize)));
+            case = case.case(
+                Expr::col(deadlines::Column::Id).eq(*id),
+                Expr::val(at.map(normalize)),
+            );
         }
         let update = Query::update()
             .table(deadlines::Entity)

@@ -54,9 +54,16 @@ pub async fn authenticate(
 }
 
 /// Revokes one token; false when it was unknown or revoked already.
-pub async fn revoke(db: &impl ConnectionTrait, token_sha256: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    token_sha256: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
     let result = api_tokens::Entity::update_many()
-        .col_expr(api_tokens::Column::RevokedAt, Expr::value(Some(normalize(now))))
+        .col_expr(
+            api_tokens::Column::RevokedAt,
+            Expr::value(Some(normalize(now))),
+        )
         .filter(api_tokens::Column::TokenSha256.eq(token_sha256))
         .filter(api_tokens::Column::RevokedAt.is_null())
         .exec(db)
@@ -65,9 +72,16 @@ pub async fn revoke(db: &impl ConnectionTrait, token_sha256: &str, now: DateTime
 }
 
 /// Revokes every token of an account (password changed, account disabled); returns how many.
-pub async fn revoke_all_of(db: &impl ConnectionTrait, user_id: i64, now: DateTime<Utc>) -> StoreResult<u64> {
+pub async fn revoke_all_of(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
     let result = api_tokens::Entity::update_many()
-        .col_expr(api_tokens::Column::RevokedAt, Expr::value(Some(normalize(now))))
+        .col_expr(
+            api_tokens::Column::RevokedAt,
+            Expr::value(Some(normalize(now))),
+        )
         .filter(api_tokens::Column::UserId.eq(user_id))
         .filter(api_tokens::Column::RevokedAt.is_null())
         .exec(db)

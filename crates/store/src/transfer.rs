@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryOrder,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryOrder, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -48,17 +48,22 @@ pub async fn export(db: &DatabaseConnection, now: DateTime<Utc>) -> StoreResult<
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         exported_at: now,
-        workflow_versions: all::<workflow_versions::Entity, _>(&txn, workflow_versions::Column::WorkflowId)
-            .await?,
+        workflow_versions: all::<workflow_versions::Entity, _>(
+            &txn,
+            workflow_versions::Column::WorkflowId,
+        )
+        .await?,
         users: all::<users::Entity, _>(&txn, users::Column::Id).await?,
         cohorts: all::<cohorts::Entity, _>(&txn, cohorts::Column::Id).await?,
         projects: all::<projects::Entity, _>(&txn, projects::Column::Id).await?,
         events: all::<events::Entity, _>(&txn, events::Column::Id).await?,
         documents: all::<documents::Entity, _>(&txn, documents::Column::Id).await?,
-        document_reviews: all::<document_reviews::Entity, _>(&txn, document_reviews::Column::Id).await?,
+        document_reviews: all::<document_reviews::Entity, _>(&txn, document_reviews::Column::Id)
+            .await?,
         requirements: all::<requirements::Entity, _>(&txn, requirements::Column::ProjectId).await?,
         deadlines: all::<deadlines::Entity, _>(&txn, deadlines::Column::Id).await?,
-        reminders_sent: all::<reminders_sent::Entity, _>(&txn, reminders_sent::Column::ProjectId).await?,
+        reminders_sent: all::<reminders_sent::Entity, _>(&txn, reminders_sent::Column::ProjectId)
+            .await?,
         outbox: all::<outbox::Entity, _>(&txn, outbox::Column::Id).await?,
     };
     txn.commit().await?;
@@ -71,7 +76,10 @@ where
     E::Model: IntoActiveModel<E::ActiveModel>,
 {
     // Chunks keep each statement under the databases' bound-parameter limits.
-    let mut rows = rows.into_iter().map(IntoActiveModel::into_active_model).peekable();
+    let mut rows = rows
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .peekable();
     while rows.peek().is_some() {
         let chunk: Vec<E::ActiveModel> = rows.by_ref().take(200).collect();
         E::insert_many(chunk).exec_without_returning(txn).await?;
@@ -109,8 +117,16 @@ pub async fn import(db: &DatabaseConnection, data: Export) -> StoreResult<()> {
     insert_all::<outbox::Entity>(&txn, data.outbox).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         // Rows came with their ids: move each sequence past them so new rows do not collide.
-        for table in ["users", "cohorts", "projects", "events", "documents", "document_reviews", "deadlines", "outbox"]
-        {
+        for table in [
+            "users",
+            "cohorts",
+            "projects",
+            "events",
+            "documents",
+            "document_reviews",
+            "deadlines",
+            "outbox",
+        ] {
             txn.execute(Statement::from_string(
                 DbBackend::Postgres,
                 format!(

@@ -1,7 +1,9 @@
 //! Accounts. Passwords arrive already hashed: hashing belongs to the authentication layer.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 
 use crate::audit::normalize;
 use crate::entities::{regions, users};
@@ -19,23 +21,45 @@ pub struct NewUser {
 
 pub const ROLES: [&str; 3] = ["officer", "council", "admin"];
 
-pub async fn create(db: &impl ConnectionTrait, user: NewUser, now: DateTime<Utc>) -> StoreResult<users::Model> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user: NewUser,
+    now: DateTime<Utc>,
+) -> StoreResult<users::Model> {
     if !ROLES.contains(&user.role.as_str()) {
-        return Err(StoreError::Invalid(format!("role `{}` is not one of {}", user.role, ROLES.join(", "))));
+        return Err(StoreError::Invalid(format!(
+            "role `{}` is not one of {}",
+            user.role,
+            ROLES.join(", ")
+        )));
     }
     match (&user.region_code, user.role.as_str()) {
-        (None, "council") => return Err(StoreError::Invalid("a council account needs its region (--region)".into())),
-        (Some(_), "officer" | "admin") => {
-            return Err(StoreError::Invalid(format!("an {} account sees every region: give no region", user.role)));
+        (None, "council") => {
+            return Err(StoreError::Invalid(
+                "a council account needs its region (--region)".into(),
+            ));
         }
-        (Some(code), _) if regions::Entity::find_by_id(code.clone()).one(db).await?.is_none() => {
+        (Some(_), "officer" | "admin") => {
+            return Err(StoreError::Invalid(format!(
+                "an {} account sees every region: give no region",
+                user.role
+            )));
+        }
+        (Some(code), _)
+            if regions::Entity::find_by_id(code.clone())
+                .one(db)
+                .await?
+                .is_none() =>
+        {
             return Err(StoreError::UnknownRegion(code.clone()));
         }
         _ => {}
     }
     let email = user.email.trim().to_lowercase();
     if find_by_email(db, &email).await?.is_some() {
-        return Err(StoreError::Invalid(format!("an account with the email {email} exists already")));
+        return Err(StoreError::Invalid(format!(
+            "an account with the email {email} exists already"
+        )));
     }
     let inserted = users::Entity::insert(users::ActiveModel {
         id: NotSet,
@@ -56,10 +80,19 @@ pub async fn create(db: &impl ConnectionTrait, user: NewUser, now: DateTime<Utc>
         .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))
 }
 
-pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> StoreResult<Option<users::Model>> {
-    Ok(users::Entity::find().filter(users::Column::Email.eq(email.trim().to_lowercase())).one(db).await?)
+pub async fn find_by_email(
+    db: &impl ConnectionTrait,
+    email: &str,
+) -> StoreResult<Option<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Email.eq(email.trim().to_lowercase()))
+        .one(db)
+        .await?)
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> StoreResult<Vec<users::Model>> {
-    Ok(users::Entity::find().order_by_asc(users::Column::Id).all(db).await?)
+    Ok(users::Entity::find()
+        .order_by_asc(users::Column::Id)
+        .all(db)
+        .await?)
 }

@@ -37,12 +37,19 @@ impl WorkflowRegistry {
         file: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Deployed> {
-        let workflow = Workflow::from_yaml(source, file).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let workflow =
+            Workflow::from_yaml(source, file).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id = workflow.id().to_owned();
-        let version = i32::try_from(workflow.version())
-            .map_err(|_| StoreError::Invalid(format!("{file}: version {} is too large", workflow.version())))?;
+        let version = i32::try_from(workflow.version()).map_err(|_| {
+            StoreError::Invalid(format!(
+                "{file}: version {} is too large",
+                workflow.version()
+            ))
+        })?;
         let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
-        let existing = workflow_versions::Entity::find_by_id((id.clone(), version)).one(db).await?;
+        let existing = workflow_versions::Entity::find_by_id((id.clone(), version))
+            .one(db)
+            .await?;
         let created = match existing {
             Some(row) if row.sha256 == sha256 => false,
             Some(_) => return Err(StoreError::VersionImmutable { id, version }),
@@ -60,24 +67,37 @@ impl WorkflowRegistry {
             }
         };
         self.remember((id.clone(), version), Arc::new(workflow));
-        Ok(Deployed { id, version, created })
+        Ok(Deployed {
+            id,
+            version,
+            created,
+        })
     }
 
     /// The definition a project is pinned to.
-    pub async fn get(&self, db: &impl ConnectionTrait, id: &str, version: i32) -> StoreResult<Arc<Workflow>> {
+    pub async fn get(
+        &self,
+        db: &impl ConnectionTrait,
+        id: &str,
+        version: i32,
+    ) -> StoreResult<Arc<Workflow>> {
         if let Some(found) = self.cached(id, version) {
             return Ok(found);
         }
         let row = workflow_versions::Entity::find_by_id((id.to_owned(), version))
             .one(db)
             .await?
-            .ok_or_else(|| StoreError::WorkflowNotDeployed { id: id.to_owned(), version })?;
+            .ok_or_else(|| StoreError::WorkflowNotDeployed {
+                id: id.to_owned(),
+                version,
+            })?;
         let file = format!("{id}@v{version}");
-        let workflow = Workflow::from_yaml(&row.source, &file).map_err(|e| StoreError::CorruptWorkflow {
-            id: id.to_owned(),
-            version,
-            message: e.to_string(),
-        })?;
+        let workflow =
+            Workflow::from_yaml(&row.source, &file).map_err(|e| StoreError::CorruptWorkflow {
+                id: id.to_owned(),
+                version,
+                message: e.to_string(),
+            })?;
         let workflow = Arc::new(workflow);
         self.remember((id.to_owned(), version), workflow.clone());
         Ok(workflow)
@@ -95,12 +115,18 @@ impl WorkflowRegistry {
     }
 
     fn cached(&self, id: &str, version: i32) -> Option<Arc<Workflow>> {
-        let parsed = self.parsed.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let parsed = self
+            .parsed
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         parsed.get(&(id.to_owned(), version)).cloned()
     }
 
     fn remember(&self, key: Key, workflow: Arc<Workflow>) {
-        let mut parsed = self.parsed.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut parsed = self
+            .parsed
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         parsed.entry(key).or_insert(workflow);
     }
 }

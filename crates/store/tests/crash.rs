@@ -15,18 +15,27 @@ use incubator_store::projects::{CreateProject, FireTransition};
 use incubator_store::{DbConfig, Store, audit, events, projects};
 
 /// The transitions a project walks while nothing but its own fields is needed.
-const WALK: [(&str, &str); 2] = [("express_interest", "council"), ("open_identification", "officer")];
+const WALK: [(&str, &str); 2] = [
+    ("express_interest", "council"),
+    ("open_identification", "officer"),
+];
 const REGIONS: [&str; 18] = [
-    "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84", "93", "94",
+    "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84",
+    "93", "94",
 ];
 
 /// The writer: creates projects and fires transitions concurrently, printing `ACK project seq` after each
 /// commit, until killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child_writer() {
-    let Ok(url) = std::env::var("CRASH_CHILD_DB") else { return };
+    let Ok(url) = std::env::var("CRASH_CHILD_DB") else {
+        return;
+    };
     let data_dir = std::env::var("CRASH_CHILD_DIR").expect("data dir");
-    let config = DbConfig { url: Some(url), ..DbConfig::default() };
+    let config = DbConfig {
+        url: Some(url),
+        ..DbConfig::default()
+    };
     let store = Store::open(&config, data_dir.as_ref()).await.expect("open");
     deploy_anssi(&store).await;
     let mut tasks = Vec::new();
@@ -38,7 +47,10 @@ async fn crash_child_writer() {
                     registry: store.workflows().clone(),
                     region_code: region.into(),
                     workflow_id: "csirt-incubation".into(),
-                    actor: Actor { id: "user:1".into(), roles: vec!["officer".into()] },
+                    actor: Actor {
+                        id: "user:1".into(),
+                        roles: vec!["officer".into()],
+                    },
                     now: at(2021, 3, 15),
                 })
                 .await
@@ -51,21 +63,27 @@ async fn crash_child_writer() {
                         registry: store.workflows().clone(),
                         project_id: id,
                         expected_version: version,
-                        request: FireRequest { transition: (*transition).into(), comment: None },
-                        actor: Actor { id: "user:1".into(), roles: vec![(*role).into()] },
+                        request: FireRequest {
+                            transition: (*transition).into(),
+                            comment: None,
+                        },
+                        actor: Actor {
+                            id: "user:1".into(),
+                            roles: vec![(*role).into()],
+                        },
                         now: at(2021, 4, 1),
                     })
                     .await
                     .expect("fire");
                 println!("ACK {id} {seq}");
             }
-            // Then fields edits forever: each one an event in the chain.
+            // Then fields edits until killed: each one an event in the chain.
             loop {
                 let patch = std::collections::BTreeMap::from([(
                     "carrier_name".to_owned(),
                     serde_json::json!(format!("carrier {}", chrono::Utc::now().timestamp_micros())),
                 )]);
-                let seq = store
+                let written = store
                     .write(incubator_store::fields::PatchFields {
                         registry: store.workflows().clone(),
                         project_id: id,
@@ -73,9 +91,15 @@ async fn crash_child_writer() {
                         actor: "user:1".into(),
                         now: chrono::Utc::now(),
                     })
-                    .await
-                    .expect("patch");
-                println!("ACK {id} {seq}");
+                    .await;
+                match written {
+                    Ok(seq) => println!("ACK {id} {seq}"),
+                    // The parent sees fewer acknowledgements than it waits for, and says so.
+                    Err(e) => {
+                        eprintln!("writer stopped: {e}");
+                        return;
+                    }
+                }
             }
         }));
     }
@@ -87,7 +111,12 @@ async fn crash_child_writer() {
 async fn crash_and_check(db: common::TestDb) {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("CRASH_CHILD_DB", db.url())
         .env("CRASH_CHILD_DIR", db.data_dir())
         .stdout(Stdio::piped())
@@ -109,19 +138,40 @@ async fn crash_and_check(db: common::TestDb) {
     // SIGKILL: no destructor, no flush, no goodbye.
     child.kill().expect("kill");
     child.wait().expect("reap");
-    assert!(acked.len() >= 400, "the writer acknowledged only {} writes", acked.len());
+    assert!(
+        acked.len() >= 400,
+        "the writer acknowledged only {} writes",
+        acked.len()
+    );
 
     let store = db.store().await;
     let report = audit::verify(store.db()).await.expect("verify");
     assert_eq!(report.broken, None, "audit chain broken after the crash");
     for (id, seq) in &acked {
-        let project = projects::find(store.db(), *id).await.expect("acknowledged project present");
-        assert!(project.last_event_seq >= *seq, "project {id}: acknowledged event {seq} lost");
+        let project = projects::find(store.db(), *id)
+            .await
+            .expect("acknowledged project present");
+        assert!(
+            project.last_event_seq >= *seq,
+            "project {id}: acknowledged event {seq} lost"
+        );
     }
-    for project in projects::list(store.db(), &Default::default()).await.unwrap() {
+    for project in projects::list(store.db(), &Default::default())
+        .await
+        .unwrap()
+    {
         let history = events::list(store.db(), project.id).await.unwrap();
-        assert_eq!(history.len() as i64, project.last_event_seq, "project {} half-written", project.id);
-        assert_eq!(project.version, project.last_event_seq, "project {}: version and history disagree", project.id);
+        assert_eq!(
+            history.len() as i64,
+            project.last_event_seq,
+            "project {} half-written",
+            project.id
+        );
+        assert_eq!(
+            project.version, project.last_event_seq,
+            "project {}: version and history disagree",
+            project.id
+        );
     }
 }
 
@@ -132,6 +182,8 @@ async fn sigkill_mid_stream_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_postgres() {
-    let Some(db) = common::postgres().await else { return };
+    let Some(db) = common::postgres().await else {
+        return;
+    };
     crash_and_check(db).await;
 }

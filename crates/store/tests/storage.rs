@@ -16,11 +16,17 @@ use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use serde_json::json;
 
 fn officer() -> Actor {
-    Actor { id: "user:1".into(), roles: vec!["officer".into()] }
+    Actor {
+        id: "user:1".into(),
+        roles: vec!["officer".into()],
+    }
 }
 
 fn council() -> Actor {
-    Actor { id: "user:2".into(), roles: vec!["council".into()] }
+    Actor {
+        id: "user:2".into(),
+        roles: vec!["council".into()],
+    }
 }
 
 async fn create(store: &Store, region: &str) -> i64 {
@@ -36,14 +42,23 @@ async fn create(store: &Store, region: &str) -> i64 {
         .expect("create project")
 }
 
-async fn fire(store: &Store, id: i64, transition: &str, actor: Actor, comment: Option<&str>) -> Result<i64, StoreError> {
+async fn fire(
+    store: &Store,
+    id: i64,
+    transition: &str,
+    actor: Actor,
+    comment: Option<&str>,
+) -> Result<i64, StoreError> {
     let version = projects::find(store.db(), id).await?.version;
     store
         .write(FireTransition {
             registry: store.workflows().clone(),
             project_id: id,
             expected_version: version,
-            request: FireRequest { transition: transition.into(), comment: comment.map(Into::into) },
+            request: FireRequest {
+                transition: transition.into(),
+                comment: comment.map(Into::into),
+            },
             actor,
             now: at(2021, 4, 1),
         })
@@ -95,12 +110,18 @@ async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
     let store = db.store().await;
     deploy_anssi(&store).await;
     let id = create(&store, "24").await;
-    fire(&store, id, "express_interest", council(), None).await.expect("express interest");
-    fire(&store, id, "open_identification", officer(), None).await.expect("open identification");
+    fire(&store, id, "express_interest", council(), None)
+        .await
+        .expect("express interest");
+    fire(&store, id, "open_identification", officer(), None)
+        .await
+        .expect("open identification");
     for key in ELIGIBILITY {
         upload_and_accept(&store, id, key).await;
     }
-    fire(&store, id, "retain_project", officer(), None).await.expect("retain");
+    fire(&store, id, "retain_project", officer(), None)
+        .await
+        .expect("retain");
     let patch = BTreeMap::from([("legal_form".to_owned(), json!("GIP"))]);
     store
         .write(PatchFields {
@@ -113,17 +134,31 @@ async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
         .await
         .expect("patch");
     upload_and_accept(&store, id, "registration_proof").await;
-    fire(&store, id, "record_legal_structure", officer(), None).await.expect("legal structure");
+    fire(&store, id, "record_legal_structure", officer(), None)
+        .await
+        .expect("legal structure");
     let patch = BTreeMap::from([("subsidy_amount_eur".to_owned(), json!(1_000_000))]);
     let registry = store.workflows().clone();
     store
-        .write(PatchFields { registry, project_id: id, patch, actor: "user:1".into(), now: at(2021, 7, 1) })
+        .write(PatchFields {
+            registry,
+            project_id: id,
+            patch,
+            actor: "user:1".into(),
+            now: at(2021, 7, 1),
+        })
         .await
         .expect("patch");
     upload_and_accept(&store, id, "grant_agreement").await;
-    fire(&store, id, "grant_subsidy", officer(), None).await.expect("subsidy");
+    fire(&store, id, "grant_subsidy", officer(), None)
+        .await
+        .expect("subsidy");
     let cohort = store
-        .write(CreateCohort { name: "Session 1".into(), starts_on: chrono::NaiveDate::from_ymd_opt(2022, 2, 1).unwrap(), now: at(2021, 12, 1) })
+        .write(CreateCohort {
+            name: "Session 1".into(),
+            starts_on: chrono::NaiveDate::from_ymd_opt(2022, 2, 1).unwrap(),
+            now: at(2021, 12, 1),
+        })
         .await
         .expect("cohort");
     store
@@ -136,22 +171,45 @@ async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
         })
         .await
         .expect("assign");
-    fire(&store, id, "start_incubation", officer(), None).await.expect("start incubation");
+    fire(&store, id, "start_incubation", officer(), None)
+        .await
+        .expect("start incubation");
     let snap = projects::snapshot(store.db(), id).await.unwrap();
-    let incubation = snap.deadlines.iter().find(|d| d.key == "incubation").expect("incubation deadline");
+    let incubation = snap
+        .deadlines
+        .iter()
+        .find(|d| d.key == "incubation")
+        .expect("incubation deadline");
     // Six months from the cohort's start, 2022-02-01 at midnight in Paris (UTC+2 in summer).
-    assert_eq!(incubation.due_at, chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2022, 7, 31, 22, 0, 0).unwrap());
-    fire(&store, id, "complete_incubation", officer(), None).await.expect("complete");
+    assert_eq!(
+        incubation.due_at,
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2022, 7, 31, 22, 0, 0).unwrap()
+    );
+    fire(&store, id, "complete_incubation", officer(), None)
+        .await
+        .expect("complete");
     let patch = BTreeMap::from([("intercert_member_since".to_owned(), json!("2022-09-15"))]);
     let registry = store.workflows().clone();
     store
-        .write(PatchFields { registry, project_id: id, patch, actor: "user:1".into(), now: at(2022, 9, 15) })
+        .write(PatchFields {
+            registry,
+            project_id: id,
+            patch,
+            actor: "user:1".into(),
+            now: at(2022, 9, 15),
+        })
         .await
         .expect("patch");
-    fire(&store, id, "join_intercert", officer(), None).await.expect("join");
+    fire(&store, id, "join_intercert", officer(), None)
+        .await
+        .expect("join");
     let snap = projects::snapshot(store.db(), id).await.unwrap();
     assert_eq!(snap.project.state, "operational");
-    assert!(snap.deadlines.is_empty(), "a terminal state clears every deadline: {:?}", snap.deadlines);
+    assert!(
+        snap.deadlines.is_empty(),
+        "a terminal state clears every deadline: {:?}",
+        snap.deadlines
+    );
     let report = audit::verify(store.db()).await.unwrap();
     assert_eq!(report.broken, None);
     assert_eq!(report.events as i64, snap.project.last_event_seq);
@@ -161,21 +219,36 @@ async fn a_refused_transition_writes_nothing(db: &TestDb) {
     let store = db.store().await;
     deploy_anssi(&store).await;
     let id = create(&store, "53").await;
-    fire(&store, id, "express_interest", council(), None).await.unwrap();
-    fire(&store, id, "open_identification", officer(), None).await.unwrap();
+    fire(&store, id, "express_interest", council(), None)
+        .await
+        .unwrap();
+    fire(&store, id, "open_identification", officer(), None)
+        .await
+        .unwrap();
     let before = projects::find(store.db(), id).await.unwrap();
     let events_before = events::list(store.db(), id).await.unwrap().len();
-    let err = fire(&store, id, "retain_project", officer(), None).await.unwrap_err();
+    let err = fire(&store, id, "retain_project", officer(), None)
+        .await
+        .unwrap_err();
     match err {
-        StoreError::Refused(incubator_engine::Refusal::Unmet { unmet, .. }) => assert_eq!(unmet.len(), 7),
+        StoreError::Refused(incubator_engine::Refusal::Unmet { unmet, .. }) => {
+            assert_eq!(unmet.len(), 7)
+        }
         other => panic!("expected the seven unmet requirements, got {other:?}"),
     }
-    let err = fire(&store, id, "open_identification", council(), None).await.unwrap_err();
+    let err = fire(&store, id, "open_identification", council(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
-    let err = fire(&store, id, "decline_project", officer(), None).await.unwrap_err();
+    let err = fire(&store, id, "decline_project", officer(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
     assert_eq!(projects::find(store.db(), id).await.unwrap(), before);
-    assert_eq!(events::list(store.db(), id).await.unwrap().len(), events_before);
+    assert_eq!(
+        events::list(store.db(), id).await.unwrap().len(),
+        events_before
+    );
 }
 
 async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
@@ -193,7 +266,10 @@ async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
                         registry: store.workflows().clone(),
                         project_id: id,
                         expected_version: version,
-                        request: FireRequest { transition: "express_interest".into(), comment: None },
+                        request: FireRequest {
+                            transition: "express_interest".into(),
+                            comment: None,
+                        },
                         actor: council(),
                         now: at(2021, 4, 1),
                     })
@@ -206,9 +282,15 @@ async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => won += 1,
-            Err(StoreError::Conflict { current, expected, .. }) => {
+            Err(StoreError::Conflict {
+                current, expected, ..
+            }) => {
                 assert_eq!(expected, version);
-                assert_eq!(current, version + 1, "the conflict names the current version");
+                assert_eq!(
+                    current,
+                    version + 1,
+                    "the conflict names the current version"
+                );
                 conflicts += 1;
             }
             Err(other) => panic!("unexpected {other:?}"),
@@ -228,19 +310,29 @@ async fn tampering_is_detected_and_named(db: &TestDb) {
     let store = db.store().await;
     deploy_anssi(&store).await;
     let id = create(&store, "28").await;
-    fire(&store, id, "express_interest", council(), None).await.unwrap();
-    fire(&store, id, "withdraw", council(), Some("budget")).await.unwrap();
+    fire(&store, id, "express_interest", council(), None)
+        .await
+        .unwrap();
+    fire(&store, id, "withdraw", council(), Some("budget"))
+        .await
+        .unwrap();
     assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
     let backend = store.db().get_database_backend();
     store
         .db()
         .execute(Statement::from_string(
             backend,
-            format!("UPDATE events SET comment = 'changed later' WHERE project_id = {id} AND seq = 3"),
+            format!(
+                "UPDATE events SET comment = 'changed later' WHERE project_id = {id} AND seq = 3"
+            ),
         ))
         .await
         .unwrap();
-    let broken = audit::verify(store.db()).await.unwrap().broken.expect("tampering detected");
+    let broken = audit::verify(store.db())
+        .await
+        .unwrap()
+        .broken
+        .expect("tampering detected");
     assert_eq!((broken.project_id, broken.seq), (id, 3));
 }
 
@@ -249,7 +341,9 @@ async fn export_then_import_is_lossless(db: &TestDb) {
     deploy_anssi(&store).await;
     for region in ["24", "27", "94"] {
         let id = create(&store, region).await;
-        fire(&store, id, "express_interest", council(), None).await.unwrap();
+        fire(&store, id, "express_interest", council(), None)
+            .await
+            .unwrap();
     }
     upload_and_accept(&store, 1, "council_backed").await;
     let exported = transfer::export(store.db(), at(2022, 1, 1)).await.unwrap();
@@ -257,30 +351,112 @@ async fn export_then_import_is_lossless(db: &TestDb) {
 
     let target = common::sqlite().await;
     let restored = target.store().await;
-    transfer::import(restored.db(), serde_json::from_str(&text).unwrap()).await.unwrap();
-    let again = transfer::export(restored.db(), at(2022, 1, 1)).await.unwrap();
+    transfer::import(restored.db(), serde_json::from_str(&text).unwrap())
+        .await
+        .unwrap();
+    let again = transfer::export(restored.db(), at(2022, 1, 1))
+        .await
+        .unwrap();
     assert_eq!(again, exported);
     assert_eq!(audit::verify(restored.db()).await.unwrap().broken, None);
     // Importing into a database that is not empty is refused and changes nothing.
-    let err = transfer::import(restored.db(), serde_json::from_str(&text).unwrap()).await.unwrap_err();
+    let err = transfer::import(restored.db(), serde_json::from_str(&text).unwrap())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
-    let count = incubator_store::entities::projects::Entity::find().count(restored.db()).await.unwrap();
+    let count = incubator_store::entities::projects::Entity::find()
+        .count(restored.db())
+        .await
+        .unwrap();
     assert_eq!(count, 3);
 }
 
 async fn deploying_is_idempotent_and_versions_immutable(db: &TestDb) {
     let store = db.store().await;
     let source = std::fs::read_to_string(common::ANSSI_WORKFLOW).unwrap();
-    let first = store.deploy_workflow(&source, "a.yaml", at(2021, 1, 1)).await.unwrap();
+    let first = store
+        .deploy_workflow(&source, "a.yaml", at(2021, 1, 1))
+        .await
+        .unwrap();
     assert!(first.created);
-    let again = store.deploy_workflow(&source, "a.yaml", at(2021, 1, 2)).await.unwrap();
+    let again = store
+        .deploy_workflow(&source, "a.yaml", at(2021, 1, 2))
+        .await
+        .unwrap();
     assert!(!again.created);
     let changed = source.replacen("labels:", "# a comment changes the content\nlabels:", 1);
-    let err = store.deploy_workflow(&changed, "a.yaml", at(2021, 1, 3)).await.unwrap_err();
-    assert!(matches!(err, StoreError::VersionImmutable { .. }), "{err:?}");
+    let err = store
+        .deploy_workflow(&changed, "a.yaml", at(2021, 1, 3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionImmutable { .. }),
+        "{err:?}"
+    );
+}
+
+async fn refusals_in_a_shared_batch_leave_the_others_committed(db: &TestDb) {
+    let store = Arc::new(db.store().await);
+    deploy_anssi(&store).await;
+    let regions = [
+        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52",
+    ];
+    let mut ids = Vec::new();
+    for region in regions {
+        ids.push(create(&store, region).await);
+    }
+    // Interleaved, so that batches mix units that succeed with units the engine refuses.
+    let tasks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, &id)| {
+            let store = store.clone();
+            let transition = if n % 2 == 0 {
+                "express_interest"
+            } else {
+                "retain_project"
+            };
+            tokio::spawn(async move {
+                let result = store
+                    .write(FireTransition {
+                        registry: store.workflows().clone(),
+                        project_id: id,
+                        expected_version: 1,
+                        request: FireRequest {
+                            transition: transition.into(),
+                            comment: None,
+                        },
+                        actor: officer(),
+                        now: at(2021, 4, 1),
+                    })
+                    .await;
+                (n, id, result)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (n, id, result) = task.await.unwrap();
+        let project = projects::find(store.db(), id).await.unwrap();
+        if n % 2 == 0 {
+            assert_eq!(result.unwrap(), 2);
+            assert_eq!(
+                (project.state.as_str(), project.version),
+                ("interest_expressed", 2)
+            );
+        } else {
+            assert!(matches!(result, Err(StoreError::Refused(_))), "{result:?}");
+            assert_eq!((project.state.as_str(), project.version), ("invited", 1));
+        }
+        assert_eq!(
+            events::list(store.db(), id).await.unwrap().len() as i64,
+            project.version
+        );
+    }
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
 }
 
 both_backends!(
+    refusals_in_a_shared_batch_leave_the_others_committed,
     drives_a_region_from_invited_to_operational,
     a_refused_transition_writes_nothing,
     fifty_writers_at_one_version_one_wins,

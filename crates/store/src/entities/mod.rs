@@ -11,5 +11,6 @@ pub mod projects;
 pub mod regions;
 pub mod reminders_sent;
 pub mod requirements;
+pub mod sessions;
 pub mod users;
 pub mod workflow_versions;

@@ -10,7 +10,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use incubator_store::{DbConfig, Store};
 use sea_orm::{ConnectionTrait, Database, Statement};
 
-pub const ANSSI_WORKFLOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/csirt-incubation.yaml");
+pub const ANSSI_WORKFLOW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../workflows/csirt-incubation.yaml"
+);
 
 pub struct TestDb {
     pub dir: tempfile::TempDir,
@@ -23,7 +26,9 @@ impl TestDb {
     }
 
     pub async fn store(&self) -> Store {
-        Store::open(&self.config, self.dir.path()).await.expect("open store")
+        Store::open(&self.config, self.dir.path())
+            .await
+            .expect("open store")
     }
 
     pub fn url(&self) -> String {
@@ -33,7 +38,10 @@ impl TestDb {
 
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("tempdir");
-    TestDb { dir, config: DbConfig::default() }
+    TestDb {
+        dir,
+        config: DbConfig::default(),
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -50,28 +58,49 @@ pub async fn postgres() -> Option<TestDb> {
         Utc::now().timestamp_micros(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = Database::connect(&server).await.expect("connect to TEST_DATABASE_URL");
+    let admin = Database::connect(&server)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
     admin
-        .execute(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
+        .execute(Statement::from_string(
+            admin.get_database_backend(),
+            format!("CREATE DATABASE {name}"),
+        ))
         .await
         .expect("create test database");
     admin.close().await.ok();
-    let base = server.rsplit_once('/').map(|(base, _)| base.to_owned()).expect("URL with a database name");
+    let base = server
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .expect("URL with a database name");
     let dir = tempfile::tempdir().expect("tempdir");
-    Some(TestDb { dir, config: DbConfig { url: Some(format!("{base}/{name}")), ..DbConfig::default() } })
+    Some(TestDb {
+        dir,
+        config: DbConfig {
+            url: Some(format!("{base}/{name}")),
+            ..DbConfig::default()
+        },
+    })
 }
 
 pub fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 10, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(y, m, d, 10, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 pub async fn deploy_anssi(store: &Store) {
     let source = std::fs::read_to_string(ANSSI_WORKFLOW).expect("read workflow");
-    store.deploy_workflow(&source, ANSSI_WORKFLOW, at(2021, 3, 1)).await.expect("deploy");
+    store
+        .deploy_workflow(&source, ANSSI_WORKFLOW, at(2021, 3, 1))
+        .await
+        .expect("deploy");
 }
 
 pub fn workspace_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// Runs the same async test body against SQLite and PostgreSQL.

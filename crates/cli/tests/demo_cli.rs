@@ -1,0 +1,126 @@
+//! The README's first command, as a newcomer runs it: `incubator serve --demo` on embedded defaults, then a
+//! scripted check signs in as the demo officer and finds all 18 regions at the stages the demo describes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use incubator_demo::{DEFAULT_AS_OF, Programme, WORKFLOW_SOURCE};
+use incubator_engine::Workflow;
+use serde_json::{Value, json};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Kills the service however the test ends.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `incubator serve --demo` in a fresh folder (its `./data` is the embedded default) and returns the
+/// address it prints, with everything else it printed before.
+fn serve_demo(cwd: &std::path::Path) -> (Service, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incubator"))
+        .current_dir(cwd)
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
+        .arg("--workflows")
+        .arg(format!("{ROOT}/workflows"))
+        .arg("--templates")
+        .arg(format!("{ROOT}/templates/email"))
+        .env_remove("DATABASE_URL")
+        .env_remove("SMTP_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start incubator serve --demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let service = Service(child);
+    let mut printed = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read stdout");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            return (
+                service,
+                rest.trim().trim_end_matches('/').to_owned(),
+                printed,
+            );
+        }
+    }
+    panic!("the service never said where it listens:\n{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_shows_every_region_at_its_demo_stage() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (service, url, printed) = serve_demo(cwd.path());
+    assert!(
+        printed.contains("officer@demo.csirt-incubator.fr"),
+        "demo accounts printed:\n{printed}"
+    );
+    assert!(
+        cwd.path().join("data/incubator.sqlite3").is_file(),
+        "embedded SQLite file in ./data"
+    );
+
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{url}/api/v1/auth/token"))
+        .json(&json!({ "email": "officer@demo.csirt-incubator.fr", "password": "demo-officer-csirt" }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap();
+    let regions: Value = http
+        .get(format!("{url}/api/v1/regions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let regions = regions.as_array().unwrap();
+    assert_eq!(regions.len(), 18);
+
+    let programme = Programme::embedded().unwrap();
+    let workflow = Workflow::from_yaml(WORKFLOW_SOURCE, "csirt-incubation.yaml").unwrap();
+    let mut stages = std::collections::BTreeSet::new();
+    for region in regions {
+        let code = region["code"].as_str().unwrap();
+        let expected = programme
+            .region(code)
+            .and_then(|r| r.state_as_of(&workflow, DEFAULT_AS_OF));
+        assert_eq!(
+            region["state"].as_str().map(str::to_owned),
+            expected,
+            "region {code}"
+        );
+        stages.insert(region["state"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        stages.len(),
+        workflow.states().len(),
+        "every stage shown at once: {stages:?}"
+    );
+
+    // Starting again on the same folder loads nothing twice.
+    drop(service);
+    let (_again, _, printed) = serve_demo(cwd.path());
+    assert!(
+        printed.contains(": 0 step(s) applied"),
+        "second start re-applied the demo:\n{printed}"
+    );
+}

@@ -1,0 +1,406 @@
+//! Evidence: uploads recognised by their content, downloads served as attachments, officers' reviews.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use incubator_store::documents::{self, RecordDocument, ReviewDecision, ReviewDocument};
+use incubator_store::entities::documents as document_rows;
+use incubator_store::entities::projects;
+use incubator_store::projects::status_name;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiJson, ApiMultipart, ApiPath};
+use crate::access::{Caller, Role, visible_document, visible_project};
+use crate::app::AppState;
+use crate::error::{ApiError, FieldProblem};
+use crate::openapi::{
+    BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
+    TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+};
+use crate::sniff::{display_filename, sniff};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentView {
+    pub id: i64,
+    pub project_id: i64,
+    pub requirement: String,
+    /// The name the file was uploaded with, for display only.
+    pub filename: String,
+    /// The media type recognised from the content.
+    pub media_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// `pending` until reviewed, then `accepted` or `rejected`.
+    pub status: String,
+    /// The reviewer's comment (the reason of a rejection).
+    pub review_comment: Option<String>,
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+async fn document_view(
+    state: &AppState,
+    document: document_rows::Model,
+) -> Result<DocumentView, ApiError> {
+    let review = documents::latest_review(state.store().db(), document.id).await?;
+    let (status, review_comment) = match review {
+        Some(r) => (r.decision, r.comment),
+        None => ("pending".to_owned(), None),
+    };
+    Ok(DocumentView {
+        id: document.id,
+        project_id: document.project_id,
+        requirement: document.requirement,
+        filename: document.filename,
+        media_type: document.media_type,
+        size: document.size,
+        sha256: document.sha256,
+        status,
+        review_comment,
+        uploaded_by: document.uploaded_by,
+        uploaded_at: document.uploaded_at,
+    })
+}
+
+/// The multipart form of an upload.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Documents the form; the handler reads the parts as they stream in.
+pub struct UploadForm {
+    /// The requirement the document is evidence for, e.g. `council_backed`.
+    requirement: String,
+    /// PDF, ODT, ODS, DOCX, XLSX, PNG or JPEG, recognised by its content; at most the configured size.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Uploads evidence for a requirement (officer or council).
+///
+/// The kind is recognised from the bytes, never from the name or the claimed type: anything but PDF, ODT,
+/// ODS, DOCX, XLSX, PNG and JPEG, or a kind the requirement does not accept, is 415; a file over the limit is
+/// 413. The same bytes uploaded twice are stored once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/documents",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The document, waiting for review", body = DocumentView),
+        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+    )
+)]
+pub async fn upload_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiMultipart(mut multipart): ApiMultipart,
+) -> Result<(StatusCode, Json<DocumentView>), ApiError> {
+    let project = visible_project(&state, &caller, id).await?;
+    caller.require(&[Role::Officer, Role::Council], "uploading evidence")?;
+    let limit = state.config().max_upload_bytes;
+    let mut requirement: Option<String> = None;
+    let mut file: Option<(Option<String>, Vec<u8>)> = None;
+    while let Some(mut field) = multipart.next_field().await? {
+        match field.name() {
+            Some("requirement") => requirement = Some(field.text().await?.trim().to_owned()),
+            Some("file") => {
+                let claimed_name = field.file_name().map(str::to_owned);
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await? {
+                    if bytes.len() + chunk.len() > limit {
+                        state.metrics().upload_refused("too_large");
+                        return Err(ApiError::too_large(limit));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                file = Some((claimed_name, bytes));
+            }
+            // Other parts are ignored: their bytes count against the body limit all the same.
+            _ => {}
+        }
+    }
+    let missing = |field: &str| ApiError::Invalid {
+        detail: format!("the form has no `{field}` part"),
+        errors: vec![FieldProblem {
+            field: field.into(),
+            detail: "missing".into(),
+        }],
+    };
+    let requirement = requirement.ok_or_else(|| missing("requirement"))?;
+    let (claimed_name, bytes) = file.ok_or_else(|| missing("file"))?;
+    let document =
+        store_evidence(&state, &caller, &project, requirement, claimed_name, bytes).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(document_view(&state, document).await?),
+    ))
+}
+
+/// Checks and keeps one piece of evidence (the API's upload and the pages' share it): the kind is recognised
+/// from the bytes and must be one the requirement accepts; the bytes are durable before the row names them.
+pub(crate) async fn store_evidence(
+    state: &AppState,
+    caller: &Caller,
+    project: &projects::Model,
+    requirement: String,
+    claimed_name: Option<String>,
+    bytes: Vec<u8>,
+) -> Result<document_rows::Model, ApiError> {
+    let id = project.id;
+    let workflow = state
+        .store()
+        .workflows()
+        .get(
+            state.store().db(),
+            &project.workflow_id,
+            project.workflow_version,
+        )
+        .await?;
+    let accepted = workflow
+        .requirement(&requirement)
+        .ok_or_else(|| ApiError::Invalid {
+            detail: format!(
+                "`{requirement}` is not a requirement of workflow `{}`",
+                project.workflow_id
+            ),
+            errors: vec![FieldProblem {
+                field: "requirement".into(),
+                detail: "unknown requirement".into(),
+            }],
+        })?
+        .documents
+        .clone();
+    let Some(kind) = sniff(&bytes) else {
+        state.metrics().upload_refused("unrecognised");
+        return Err(ApiError::UnsupportedMediaType {
+            detail: format!(
+                "the file is not a PDF, ODT, ODS, DOCX, XLSX, PNG or JPEG document (recognised by its content); \
+                 `{requirement}` accepts: {}",
+                accepted.join(", ")
+            ),
+            accepted,
+        });
+    };
+    if !accepted.iter().any(|k| k == kind.name()) {
+        state.metrics().upload_refused("kind_not_accepted");
+        return Err(ApiError::UnsupportedMediaType {
+            detail: format!(
+                "a {} file is not accepted for `{requirement}`: send {}",
+                kind.name(),
+                accepted.join(", ")
+            ),
+            accepted,
+        });
+    }
+    let filename = display_filename(claimed_name.as_deref(), kind);
+    let size = i64::try_from(bytes.len()).map_err(ApiError::internal)?;
+    // The bytes are durable before any row names them; a failure here is the server's, never the client's.
+    let sha256 = state
+        .store()
+        .blobs()
+        .put(bytes)
+        .await
+        .map_err(ApiError::internal)?;
+    let document = state
+        .store()
+        .write(RecordDocument {
+            registry: state.store().workflows().clone(),
+            project_id: id,
+            requirement,
+            filename,
+            media_type: kind.media_type().to_owned(),
+            size,
+            sha256,
+            actor: caller.actor_id(),
+            now: Utc::now(),
+        })
+        .await?;
+    Ok(document)
+}
+
+/// The project's documents, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/documents",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "The documents", body = Vec<DocumentView>),
+        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+    )
+)]
+pub async fn list_documents(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<DocumentView>>, ApiError> {
+    visible_project(&state, &caller, id).await?;
+    let mut views = Vec::new();
+    for document in documents::list(state.store().db(), id).await? {
+        views.push(document_view(&state, document).await?);
+    }
+    Ok(Json(views))
+}
+
+/// A binary document.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(#[allow(dead_code)] Vec<u8>);
+
+/// The document's bytes, as an attachment that no browser renders in place.
+#[utoipa::path(
+    get,
+    path = "/api/v1/documents/{id}/content",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "The bytes, with the media type recognised at upload",
+         content(
+             (Binary = "application/pdf"),
+             (Binary = "application/vnd.oasis.opendocument.text"),
+             (Binary = "application/vnd.oasis.opendocument.spreadsheet"),
+             (Binary = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+             (Binary = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+             (Binary = "image/png"),
+             (Binary = "image/jpeg"),
+         ),
+         headers(("content-disposition" = String, description = "attachment; filename=…"))),
+        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+    )
+)]
+pub async fn document_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Response, ApiError> {
+    let (document, _) = visible_document(&state, &caller, id).await?;
+    let bytes = state
+        .store()
+        .blobs()
+        .get(&document.sha256)
+        .await
+        .map_err(ApiError::internal)?;
+    let media_type = HeaderValue::from_str(&document.media_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&content_disposition(&document.filename))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, media_type)
+        .header(header::CONTENT_DISPOSITION, disposition)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        // Should a browser render it anyway, a sandbox without scripts.
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        )
+        .body(Body::from(bytes))
+        .map_err(ApiError::internal)
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266).
+pub(crate) fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in filename.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Accepted,
+    Rejected,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReviewRequest {
+    pub decision: Decision,
+    /// Mandatory for a rejection: what the region must fix.
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    pub document: DocumentView,
+    /// The requirement's status after this review.
+    pub requirement_status: String,
+}
+
+/// Accepts or rejects a document (officer only); a rejection needs a comment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/documents/{id}/review",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Document id")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, description = "The reviewed document", body = ReviewView),
+        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+    )
+)]
+pub async fn review_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(review): ApiJson<ReviewRequest>,
+) -> Result<Json<ReviewView>, ApiError> {
+    let (document, _) = visible_document(&state, &caller, id).await?;
+    caller.require(&[Role::Officer], "reviewing evidence")?;
+    let decision = match review.decision {
+        Decision::Accepted => ReviewDecision::Accepted,
+        Decision::Rejected => ReviewDecision::Rejected,
+    };
+    let status = state
+        .store()
+        .write(ReviewDocument {
+            document_id: id,
+            decision,
+            comment: review.comment,
+            actor: caller.actor_id(),
+            now: Utc::now(),
+        })
+        .await?;
+    Ok(Json(ReviewView {
+        document: document_view(&state, document).await?,
+        requirement_status: status_name(status).to_owned(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn content_disposition_is_safe_and_keeps_the_name() {
+        assert_eq!(
+            content_disposition("délibération 2021.pdf"),
+            "attachment; filename=\"d_lib_ration 2021.pdf\"; filename*=UTF-8''d%C3%A9lib%C3%A9ration%202021.pdf"
+        );
+    }
+}

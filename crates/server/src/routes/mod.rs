@@ -1,0 +1,84 @@
+//! The API's routes, each annotated for the OpenAPI document, and the extractors that turn every rejection
+//! into an [`ApiError`] (so malformed JSON is a problem document like any other error).
+
+pub mod auth;
+pub mod cohorts;
+pub mod documents;
+pub mod ops;
+pub mod projects;
+pub mod regions;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Every route but the upload, with the JSON body limit and the request time limit.
+pub fn json_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::issue_token, auth::revoke_token))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_accounts))
+        .routes(routes!(auth::revoke_account_tokens))
+        .routes(routes!(regions::list_regions))
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(projects::get_project))
+        .routes(routes!(projects::patch_fields))
+        .routes(routes!(projects::fire_transition))
+        .routes(routes!(projects::list_events))
+        .routes(routes!(projects::assign_cohort))
+        .routes(routes!(documents::list_documents))
+        .routes(routes!(documents::document_content))
+        .routes(routes!(documents::review_document))
+        .routes(routes!(cohorts::create_cohort, cohorts::list_cohorts))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+}
+
+/// The evidence upload, with its own (larger) body and time limits.
+pub fn upload_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(documents::upload_document))
+}
+
+/// `axum::Json`, with rejections as problems: 400 malformed, 415 not JSON, 422 wrong shape, 413 too large.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path`, with rejections as 400 problems.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query`, with rejections as 400 problems.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `axum::extract::Multipart`; a body that is not `multipart/form-data` is a 415 problem.
+#[derive(Debug)]
+pub struct ApiMultipart(pub Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(Multipart::from_request(request, state).await?))
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(rejection: MultipartRejection) -> Self {
+        ApiError::UnsupportedMediaType {
+            detail: format!(
+                "send the evidence as multipart/form-data: {}",
+                rejection.body_text()
+            ),
+            accepted: vec!["multipart/form-data".into()],
+        }
+    }
+}

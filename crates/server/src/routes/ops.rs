@@ -1,0 +1,87 @@
+//! Operations: health, metrics and the OpenAPI document. None needs a token.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use incubator_store::projects::{self, ProjectFilter};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::openapi::{InternalProblem, TimeoutProblem, UnavailableProblem};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+}
+
+/// Whether the service can reach its database.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        UnavailableProblem, TimeoutProblem,
+    )
+)]
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let db = state.store().db();
+    db.ping().await.map_err(|e| {
+        tracing::error!(error = %e, "health check: database unreachable");
+        ApiError::Unavailable("the database cannot be reached".into())
+    })?;
+    Ok(Json(Health {
+        status: "ok".into(),
+        database: incubator_store::db::backend_name(db).into(),
+    }))
+}
+
+/// Metrics in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+         content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        TimeoutProblem, InternalProblem,
+    )
+)]
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut by_state: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for project in projects::list(state.store().db(), &ProjectFilter::default()).await? {
+        *by_state
+            .entry((project.workflow_id, project.state))
+            .or_default() += 1;
+    }
+    let text = state.metrics().render(&by_state);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json().to_owned(),
+    )
+}

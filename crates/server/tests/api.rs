@@ -1,0 +1,1465 @@
+//! The API over real HTTP: the service started on a free loopback port against a fresh SQLite file and,
+//! in a second run, a fresh PostgreSQL database.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{Account, TestApp, TestDb, docx, elf, pdf, png, problem};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ELIGIBILITY: [&str; 7] = [
+    "council_backed",
+    "regional_perimeter",
+    "minimum_services",
+    "legal_status",
+    "own_staff",
+    "autonomous_accounting",
+    "intercert_commitment",
+];
+
+struct Cast {
+    officer: Account,
+    council: Account,
+    other_council: Account,
+    admin: Account,
+}
+
+/// An officer, a council account of Centre-Val de Loire (24), one of Bretagne (53), and an admin.
+async fn cast(app: &TestApp) -> Cast {
+    Cast {
+        officer: app.account("officer@anssi.example", "officer", None).await,
+        council: app
+            .account("csirt@centrevaldeloire.example", "council", Some("24"))
+            .await,
+        other_council: app
+            .account("csirt@bretagne.example", "council", Some("53"))
+            .await,
+        admin: app.account("admin@anssi.example", "admin", None).await,
+    }
+}
+
+async fn create_project(app: &TestApp, officer: &Account, region: &str) -> i64 {
+    let response = app
+        .post(
+            officer,
+            "/api/v1/projects",
+            &json!({"region_code": region, "workflow": "csirt-incubation"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    let id = body["id"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/v1/projects/{id}"));
+    assert_eq!(body["state"], "invited");
+    id
+}
+
+async fn expect_ok(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        status.is_success(),
+        "expected success, got {status}: {body}"
+    );
+    body
+}
+
+/// Uploads as the council and returns the document id.
+async fn upload(
+    app: &TestApp,
+    council: &Account,
+    project: i64,
+    requirement: &str,
+    name: &str,
+    kind: &str,
+    bytes: Vec<u8>,
+) -> i64 {
+    let response = app
+        .upload(council, project, requirement, name, kind, bytes.clone())
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "upload for {requirement}"
+    );
+    let document: Value = response.json().await.unwrap();
+    assert_eq!(document["requirement"], requirement);
+    assert_eq!(document["status"], "pending");
+    assert_eq!(document["size"], bytes.len());
+    assert_eq!(document["sha256"].as_str().unwrap().len(), 64);
+    document["id"].as_i64().unwrap()
+}
+
+async fn review(
+    app: &TestApp,
+    officer: &Account,
+    document: i64,
+    decision: &str,
+    comment: Option<&str>,
+) -> Value {
+    let body = json!({"decision": decision, "comment": comment});
+    expect_ok(
+        app.post(
+            officer,
+            &format!("/api/v1/documents/{document}/review"),
+            &body,
+        )
+        .await,
+    )
+    .await
+}
+
+fn transition<'a>(project: &'a Value, id: &str) -> &'a Value {
+    project["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}"))
+}
+
+fn requirement_status<'a>(project: &'a Value, key: &str) -> &'a str {
+    project["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+}
+
+async fn drives_a_region_from_invited_to_operational(db: TestDb) {
+    let app = common::spawn(db).await;
+    let Cast {
+        officer, council, ..
+    } = cast(&app).await;
+    let id = create_project(&app, &officer, "24").await;
+
+    // The council answers ANSSI's letter.
+    let seen = app.project(&council, id).await;
+    assert_eq!(transition(&seen, "express_interest")["allowed"], true);
+    let after = expect_ok(app.fire(&council, id, "express_interest", None).await).await;
+    assert_eq!(after["state"], "interest_expressed");
+    let seen = app.project(&council, id).await;
+    assert_eq!(
+        transition(&seen, "open_identification")["role_allowed"],
+        false,
+        "officer only"
+    );
+    expect_ok(app.fire(&officer, id, "open_identification", None).await).await;
+
+    // Retaining needs the seven criteria accepted: every unmet one is listed, in French and English.
+    let refused = problem(
+        app.fire(&officer, id, "retain_project", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["type"], "urn:csirt-incubator:problem:guard-unmet");
+    let unmet = refused["unmet"].as_array().unwrap();
+    assert_eq!(unmet.len(), 7, "{refused}");
+    for condition in unmet {
+        assert_eq!(condition["code"], "requirement_not_accepted");
+        assert!(ELIGIBILITY.contains(&condition["subject"].as_str().unwrap()));
+        assert!(
+            !condition["fr"].as_str().unwrap().is_empty()
+                && !condition["en"].as_str().unwrap().is_empty()
+        );
+    }
+
+    // The council uploads the evidence; one is rejected first, then sent again and accepted.
+    let first = upload(
+        &app,
+        &council,
+        id,
+        "council_backed",
+        "délibération.pdf",
+        "application/pdf",
+        pdf("draft"),
+    )
+    .await;
+    let rejected = review(
+        &app,
+        &officer,
+        first,
+        "rejected",
+        Some("unsigned deliberation"),
+    )
+    .await;
+    assert_eq!(rejected["requirement_status"], "rejected");
+    assert_eq!(rejected["document"]["status"], "rejected");
+    assert_eq!(
+        requirement_status(&app.project(&council, id).await, "council_backed"),
+        "rejected"
+    );
+    for key in ELIGIBILITY {
+        let document = match key {
+            "minimum_services" => {
+                upload(
+                    &app,
+                    &council,
+                    id,
+                    key,
+                    "catalogue.docx",
+                    "application/octet-stream",
+                    docx(),
+                )
+                .await
+            }
+            _ => {
+                upload(
+                    &app,
+                    &council,
+                    id,
+                    key,
+                    &format!("{key}.pdf"),
+                    "application/pdf",
+                    pdf(key),
+                )
+                .await
+            }
+        };
+        assert_eq!(
+            review(&app, &officer, document, "accepted", None).await["requirement_status"],
+            "accepted"
+        );
+    }
+    let documents = expect_ok(
+        app.get(&council, &format!("/api/v1/projects/{id}/documents"))
+            .await,
+    )
+    .await;
+    let documents = documents.as_array().unwrap();
+    assert_eq!(documents.len(), 8);
+    assert_eq!(documents[0]["filename"], "délibération.pdf");
+    assert_eq!(documents[0]["review_comment"], "unsigned deliberation");
+    let catalogue = documents
+        .iter()
+        .find(|d| d["requirement"] == "minimum_services")
+        .unwrap();
+    assert_eq!(
+        catalogue["media_type"],
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    );
+
+    // The evidence comes back byte for byte, as an attachment no browser renders in place.
+    let doc_id = catalogue["id"].as_i64().unwrap();
+    let content = app
+        .get(&council, &format!("/api/v1/documents/{doc_id}/content"))
+        .await;
+    assert_eq!(content.status(), StatusCode::OK);
+    assert!(
+        content.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"catalogue.docx\"")
+    );
+    assert_eq!(content.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(content.bytes().await.unwrap().as_ref(), docx().as_slice());
+
+    expect_ok(app.fire(&officer, id, "retain_project", None).await).await;
+
+    // Legal structure: the council records the legal form and the registration proof (a scan).
+    let patched = expect_ok(
+        app.patch(
+            &council,
+            &format!("/api/v1/projects/{id}/fields"),
+            &json!({"legal_form": "GIP", "carrier_kind": "gip"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(patched["fields"]["legal_form"], "GIP");
+    let scan = upload(
+        &app,
+        &council,
+        id,
+        "registration_proof",
+        "kbis.png",
+        "image/png",
+        png(),
+    )
+    .await;
+    review(&app, &officer, scan, "accepted", None).await;
+    expect_ok(app.fire(&officer, id, "record_legal_structure", None).await).await;
+
+    // Subsidy.
+    let seen = app.project(&officer, id).await;
+    let unmet: BTreeSet<&str> = transition(&seen, "grant_subsidy")["unmet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        unmet,
+        BTreeSet::from(["field_missing", "requirement_not_accepted"]),
+        "{seen}"
+    );
+    expect_ok(
+        app.patch(
+            &officer,
+            &format!("/api/v1/projects/{id}/fields"),
+            &json!({"subsidy_amount_eur": 250_000}),
+        )
+        .await,
+    )
+    .await;
+    let agreement = upload(
+        &app,
+        &council,
+        id,
+        "grant_agreement",
+        "convention.pdf",
+        "application/pdf",
+        pdf("convention"),
+    )
+    .await;
+    review(&app, &officer, agreement, "accepted", None).await;
+    expect_ok(app.fire(&officer, id, "grant_subsidy", None).await).await;
+
+    // Incubation: the officer opens a session and assigns the project to it.
+    let cohort = app
+        .post(
+            &officer,
+            "/api/v1/cohorts",
+            &json!({"name": "Session 2022-1", "starts_on": "2022-02-01"}),
+        )
+        .await;
+    assert_eq!(cohort.status(), StatusCode::CREATED);
+    let cohort_id = cohort.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let cohorts = expect_ok(app.get(&council, "/api/v1/cohorts").await).await;
+    assert_eq!(cohorts[0]["name"], "Session 2022-1");
+    let assigned = expect_ok(
+        app.put(
+            &officer,
+            &format!("/api/v1/projects/{id}/cohort"),
+            &json!({"cohort_id": cohort_id}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(assigned["cohort_id"], cohort_id);
+    let incubating = expect_ok(app.fire(&officer, id, "start_incubation", None).await).await;
+    let deadline = incubating["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["state"] == "incubation")
+        .expect("deadline");
+    // Six months from the session's start, midnight in Paris.
+    assert_eq!(deadline["due_at"], "2022-07-31T22:00:00Z");
+    assert_eq!(deadline["overdue"], true);
+    expect_ok(app.fire(&officer, id, "complete_incubation", None).await).await;
+
+    // Networking.
+    expect_ok(
+        app.patch(
+            &officer,
+            &format!("/api/v1/projects/{id}/fields"),
+            &json!({"intercert_member_since": "2022-09-15"}),
+        )
+        .await,
+    )
+    .await;
+    let done = expect_ok(app.fire(&officer, id, "join_intercert", None).await).await;
+    assert_eq!(done["state"], "operational");
+    assert_eq!(done["transitions"], json!([]));
+    assert_eq!(
+        done["deadlines"],
+        json!([]),
+        "a terminal state clears every deadline"
+    );
+
+    // The audit trail names who did what.
+    let events = expect_ok(
+        app.get(&council, &format!("/api/v1/projects/{id}/events"))
+            .await,
+    )
+    .await;
+    let events = events.as_array().unwrap();
+    let actor_of = |kind: &str, transition: Option<&str>| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind && transition.is_none_or(|t| e["transition"] == t))
+            .map(|e| e["actor"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        actor_of("transition", Some("express_interest")),
+        Some(format!("user:{}", council.id))
+    );
+    assert_eq!(
+        actor_of("transition", Some("join_intercert")),
+        Some(format!("user:{}", officer.id))
+    );
+    assert_eq!(
+        actor_of("document_uploaded", None),
+        Some(format!("user:{}", council.id))
+    );
+    assert_eq!(
+        actor_of("document_reviewed", None),
+        Some(format!("user:{}", officer.id))
+    );
+    assert_eq!(
+        actor_of("cohort_assigned", None),
+        Some(format!("user:{}", officer.id))
+    );
+    assert_eq!(
+        actor_of("fields_changed", None),
+        Some(format!("user:{}", council.id))
+    );
+    for pair in events.windows(2) {
+        assert_eq!(
+            pair[1]["prev_hash"], pair[0]["hash"],
+            "the trail is one hash chain"
+        );
+    }
+
+    // The country at a glance.
+    let regions = expect_ok(app.get(&officer, "/api/v1/regions").await).await;
+    let regions = regions.as_array().unwrap();
+    assert_eq!(regions.len(), 18);
+    let centre = regions.iter().find(|r| r["code"] == "24").unwrap();
+    assert_eq!(
+        (centre["project_id"].as_i64(), centre["state"].as_str()),
+        (Some(id), Some("operational"))
+    );
+    let corse = regions.iter().find(|r| r["code"] == "94").unwrap();
+    assert_eq!(
+        (&corse["project_id"], &corse["state"]),
+        (&Value::Null, &Value::Null)
+    );
+    let listed = expect_ok(
+        app.get(&officer, "/api/v1/projects?state=operational")
+            .await,
+    )
+    .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let listed = expect_ok(app.get(&officer, "/api/v1/projects?state=invited").await).await;
+    assert_eq!(listed, json!([]));
+    app.stop().await;
+}
+
+async fn council_sees_only_its_region(db: TestDb) {
+    let app = common::spawn(db).await;
+    let Cast {
+        officer,
+        council,
+        other_council,
+        admin,
+    } = cast(&app).await;
+    let id = create_project(&app, &officer, "24").await;
+    expect_ok(app.fire(&council, id, "express_interest", None).await).await;
+    expect_ok(app.fire(&officer, id, "open_identification", None).await).await;
+    let doc = upload(
+        &app,
+        &council,
+        id,
+        "council_backed",
+        "d.pdf",
+        "application/pdf",
+        pdf("d"),
+    )
+    .await;
+    let before = app.fingerprint(&officer, id).await;
+
+    // Every route of Centre-Val de Loire's project answers Bretagne's council exactly as a missing project.
+    let missing = 999_999;
+    let version = before.0["version"].clone();
+    for (method, path_of, body) in [
+        ("GET", "/api/v1/projects/{}", None),
+        (
+            "PATCH",
+            "/api/v1/projects/{}/fields",
+            Some(json!({"legal_form": "SPL"})),
+        ),
+        (
+            "POST",
+            "/api/v1/projects/{}/transitions",
+            Some(json!({"transition": "withdraw", "expected_version": version, "comment": "x"})),
+        ),
+        ("GET", "/api/v1/projects/{}/documents", None),
+        ("GET", "/api/v1/projects/{}/events", None),
+        (
+            "PUT",
+            "/api/v1/projects/{}/cohort",
+            Some(json!({"cohort_id": null})),
+        ),
+    ] {
+        let mut answers = Vec::new();
+        for target in [id, missing] {
+            let path = path_of.replace("{}", &target.to_string());
+            let request = app
+                .http
+                .request(method.parse().unwrap(), app.url(&path))
+                .bearer_auth(&other_council.token);
+            let request = match &body {
+                Some(b) => request.json(b),
+                None => request,
+            };
+            let body = problem(request.send().await.unwrap(), StatusCode::NOT_FOUND).await;
+            assert_eq!(
+                body["detail"],
+                format!("project {target} not found"),
+                "{method} {path}"
+            );
+            answers.push((body["type"].clone(), body["title"].clone()));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} {path_of}: same answer as a missing project"
+        );
+    }
+    let upload = app
+        .upload(
+            &other_council,
+            id,
+            "council_backed",
+            "x.pdf",
+            "application/pdf",
+            pdf("x"),
+        )
+        .await;
+    assert_eq!(
+        problem(upload, StatusCode::NOT_FOUND).await["detail"],
+        format!("project {id} not found")
+    );
+    let content = app
+        .get(&other_council, &format!("/api/v1/documents/{doc}/content"))
+        .await;
+    assert_eq!(
+        problem(content, StatusCode::NOT_FOUND).await["detail"],
+        format!("document {doc} not found")
+    );
+    let review = app
+        .post(
+            &other_council,
+            &format!("/api/v1/documents/{doc}/review"),
+            &json!({"decision": "accepted"}),
+        )
+        .await;
+    assert_eq!(
+        problem(review, StatusCode::NOT_FOUND).await["detail"],
+        format!("document {doc} not found")
+    );
+    // Lists and the regions leave it out.
+    assert_eq!(
+        expect_ok(app.get(&other_council, "/api/v1/projects").await).await,
+        json!([])
+    );
+    assert_eq!(
+        expect_ok(
+            app.get(&other_council, "/api/v1/projects?region_code=24")
+                .await
+        )
+        .await,
+        json!([])
+    );
+    let regions = expect_ok(app.get(&other_council, "/api/v1/regions").await).await;
+    let centre = regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "24")
+        .unwrap()
+        .clone();
+    assert_eq!(centre["project_id"], Value::Null);
+
+    // Its own region's council: 403 on what only officers do.
+    let forbidden = [
+        app.post(
+            &council,
+            "/api/v1/projects",
+            &json!({"region_code": "24", "workflow": "intercert-membership"}),
+        )
+        .await,
+        app.post(
+            &council,
+            "/api/v1/cohorts",
+            &json!({"name": "S", "starts_on": "2022-02-01"}),
+        )
+        .await,
+        app.put(
+            &council,
+            &format!("/api/v1/projects/{id}/cohort"),
+            &json!({"cohort_id": null}),
+        )
+        .await,
+        app.post(
+            &council,
+            &format!("/api/v1/documents/{doc}/review"),
+            &json!({"decision": "accepted"}),
+        )
+        .await,
+    ];
+    for response in forbidden {
+        assert_eq!(
+            problem(response, StatusCode::FORBIDDEN).await["type"],
+            "urn:csirt-incubator:problem:forbidden"
+        );
+    }
+    let by_role = problem(
+        app.fire(&council, id, "retain_project", None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(
+        by_role["type"],
+        "urn:csirt-incubator:problem:role-not-allowed"
+    );
+    assert_eq!(by_role["allowed_roles"], json!(["officer"]));
+    // An admin manages accounts, not projects; a council does not manage accounts.
+    problem(
+        app.fire(&admin, id, "withdraw", Some("no")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        app.post(
+            &admin,
+            "/api/v1/projects",
+            &json!({"region_code": "53", "workflow": "csirt-incubation"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        app.get(&council, "/api/v1/accounts").await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(
+        expect_ok(app.get(&admin, "/api/v1/accounts").await)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    assert_eq!(
+        app.fingerprint(&officer, id).await,
+        before,
+        "nothing changed"
+    );
+    app.stop().await;
+}
+
+async fn refusals_change_nothing(db: TestDb) {
+    let app = common::spawn(db).await;
+    let Cast {
+        officer, council, ..
+    } = cast(&app).await;
+    let id = create_project(&app, &officer, "24").await;
+    expect_ok(app.fire(&council, id, "express_interest", None).await).await;
+    expect_ok(app.fire(&officer, id, "open_identification", None).await).await;
+    upload(
+        &app,
+        &council,
+        id,
+        "legal_status",
+        "statuts.pdf",
+        "application/pdf",
+        pdf("statuts"),
+    )
+    .await;
+    let before = app.fingerprint(&officer, id).await;
+    let version = before.0["version"].as_i64().unwrap();
+    let unchanged = |label: &'static str| {
+        let app = &app;
+        let officer = &officer;
+        let before = &before;
+        async move {
+            assert_eq!(
+                &app.fingerprint(officer, id).await,
+                before,
+                "{label} changed something"
+            )
+        }
+    };
+
+    // Oversized upload: 413, and not a byte kept.
+    let mut big = pdf("big");
+    big.resize(common::TEST_UPLOAD_LIMIT + 1, b' ');
+    let response = app
+        .upload(
+            &council,
+            id,
+            "council_backed",
+            "big.pdf",
+            "application/pdf",
+            big,
+        )
+        .await;
+    assert_eq!(
+        problem(response, StatusCode::PAYLOAD_TOO_LARGE).await["type"],
+        "urn:csirt-incubator:problem:payload-too-large"
+    );
+    unchanged("an oversized upload").await;
+    // A file of exactly the limit is accepted (on another project, to keep this one unchanged).
+    let other = create_project(&app, &officer, "27").await;
+    let mut exact = pdf("exact");
+    exact.resize(common::TEST_UPLOAD_LIMIT, b' ');
+    let response = app
+        .upload(
+            &officer,
+            other,
+            "council_backed",
+            "exact.pdf",
+            "application/pdf",
+            exact,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let before = app.fingerprint(&officer, id).await;
+    let unchanged = |label: &'static str| {
+        let app = &app;
+        let officer = &officer;
+        let before = before.clone();
+        async move {
+            assert_eq!(
+                app.fingerprint(officer, id).await,
+                before,
+                "{label} changed something"
+            )
+        }
+    };
+
+    // An executable renamed .pdf, claimed as a PDF: 415.
+    let response = app
+        .upload(
+            &council,
+            id,
+            "council_backed",
+            "deliberation.pdf",
+            "application/pdf",
+            elf(),
+        )
+        .await;
+    let refused = problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_eq!(refused["accepted_kinds"], json!(["pdf"]));
+    unchanged("an executable renamed .pdf").await;
+    // A real PNG where only PDF is accepted: 415, naming the accepted kinds.
+    let response = app
+        .upload(
+            &council,
+            id,
+            "council_backed",
+            "scan.png",
+            "image/png",
+            png(),
+        )
+        .await;
+    let refused = problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("send pdf"),
+        "{refused}"
+    );
+    unchanged("a kind the requirement does not accept").await;
+    // Not a requirement of the workflow: 422.
+    let response = app
+        .upload(
+            &council,
+            id,
+            "../../etc/passwd",
+            "a.pdf",
+            "application/pdf",
+            pdf("a"),
+        )
+        .await;
+    problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // Not multipart at all: 415.
+    let response = app
+        .post(
+            &council,
+            &format!("/api/v1/projects/{id}/documents"),
+            &json!({"file": "x"}),
+        )
+        .await;
+    problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    unchanged("refused uploads").await;
+
+    // Malformed JSON: 400.
+    for path in [
+        format!("/api/v1/projects/{id}/transitions"),
+        format!("/api/v1/projects/{id}/fields"),
+    ] {
+        let response = app
+            .http
+            .request(
+                if path.ends_with("fields") {
+                    reqwest::Method::PATCH
+                } else {
+                    reqwest::Method::POST
+                },
+                app.url(&path),
+            )
+            .bearer_auth(&officer.token)
+            .header("content-type", "application/json")
+            .body(r#"{"transition": "retain_project", "expected_version": "#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem(response, StatusCode::BAD_REQUEST).await["type"],
+            "urn:csirt-incubator:problem:malformed-body"
+        );
+    }
+    unchanged("malformed JSON").await;
+
+    // A wrong field type, an unknown field, a value out of bounds: 422 naming each, and the valid one in the
+    // same request is not applied either.
+    let response = app
+        .patch(&officer, &format!("/api/v1/projects/{id}/fields"), &json!({"legal_form": "GIP", "subsidy_amount_eur": "a lot", "budget": 3, "intercert_member_since": "yesterday"}))
+        .await;
+    let refused = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let fields: BTreeSet<&str> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from(["budget", "intercert_member_since", "subsidy_amount_eur"])
+    );
+    problem(
+        app.patch(
+            &officer,
+            &format!("/api/v1/projects/{id}/fields"),
+            &json!({"subsidy_amount_eur": -5}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        app.patch(
+            &officer,
+            &format!("/api/v1/projects/{id}/fields"),
+            &json!(["legal_form"]),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    unchanged("wrong field types").await;
+
+    // A stale version: 409 naming the current one.
+    let body = json!({"transition": "decline_project", "expected_version": version - 1, "comment": "late"});
+    let refused = problem(
+        app.post(
+            &officer,
+            &format!("/api/v1/projects/{id}/transitions"),
+            &body,
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        refused["type"],
+        "urn:csirt-incubator:problem:version-conflict"
+    );
+    assert_eq!(refused["current_version"], version);
+    unchanged("a stale version").await;
+
+    // Not possible from this state, unknown, or with its reason missing: 422.
+    let refused = problem(
+        app.fire(&officer, id, "grant_subsidy", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        refused["type"],
+        "urn:csirt-incubator:problem:transition-not-possible"
+    );
+    let refused = problem(
+        app.fire(&officer, id, "fly_to_the_moon", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        refused["type"],
+        "urn:csirt-incubator:problem:unknown-transition"
+    );
+    let refused = problem(
+        app.fire(&officer, id, "decline_project", Some("  ")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["unmet"][0]["code"], "comment_missing");
+    // A missing member: 422; a rejection without its reason: 422.
+    let body = json!({"transition": "decline_project"});
+    problem(
+        app.post(
+            &officer,
+            &format!("/api/v1/projects/{id}/transitions"),
+            &body,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let doc = before.2[0]["id"].as_i64().unwrap();
+    problem(
+        app.post(
+            &officer,
+            &format!("/api/v1/documents/{doc}/review"),
+            &json!({"decision": "rejected"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        app.post(
+            &officer,
+            &format!("/api/v1/documents/{doc}/review"),
+            &json!({"decision": "maybe"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    unchanged("refused transitions and reviews").await;
+
+    // Duplicates: a second project for the region, a second session of the same name: 409.
+    problem(
+        app.post(
+            &officer,
+            "/api/v1/projects",
+            &json!({"region_code": "24", "workflow": "csirt-incubation"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    problem(
+        app.post(
+            &officer,
+            "/api/v1/projects",
+            &json!({"region_code": "99", "workflow": "csirt-incubation"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        app.post(
+            &officer,
+            "/api/v1/projects",
+            &json!({"region_code": "11", "workflow": "nope"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        app.post(
+            &officer,
+            "/api/v1/cohorts",
+            &json!({"name": "S1", "starts_on": "2022-02-01"})
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let duplicate = app
+        .post(
+            &officer,
+            "/api/v1/cohorts",
+            &json!({"name": "S1", "starts_on": "2023-02-01"}),
+        )
+        .await;
+    let body = problem(duplicate, StatusCode::CONFLICT).await;
+    assert!(
+        !body["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("unique constraint"),
+        "no SQL in answers: {body}"
+    );
+    problem(
+        app.put(
+            &officer,
+            &format!("/api/v1/projects/{id}/cohort"),
+            &json!({"cohort_id": 424_242}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    unchanged("duplicates").await;
+    app.stop().await;
+}
+
+async fn same_bytes_are_stored_once(db: TestDb) {
+    let app = common::spawn(db).await;
+    let Cast {
+        officer, council, ..
+    } = cast(&app).await;
+    let id = create_project(&app, &officer, "24").await;
+    let bytes = pdf("one deliberation");
+    upload(
+        &app,
+        &council,
+        id,
+        "council_backed",
+        "a.pdf",
+        "application/pdf",
+        bytes.clone(),
+    )
+    .await;
+    upload(
+        &app,
+        &council,
+        id,
+        "legal_status",
+        "b.pdf",
+        "application/pdf",
+        bytes.clone(),
+    )
+    .await;
+    let documents = expect_ok(
+        app.get(&officer, &format!("/api/v1/projects/{id}/documents"))
+            .await,
+    )
+    .await;
+    assert_eq!(documents[0]["sha256"], documents[1]["sha256"]);
+    let files = app.evidence_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+    // The name is for display only: a path in it never becomes one.
+    let doc = upload(
+        &app,
+        &council,
+        id,
+        "own_staff",
+        "../../../../tmp/evil.pdf",
+        "application/pdf",
+        pdf("other"),
+    )
+    .await;
+    let listed = expect_ok(
+        app.get(&officer, &format!("/api/v1/projects/{id}/documents"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == doc)
+            .unwrap()["filename"],
+        "evil.pdf"
+    );
+    assert_eq!(app.evidence_files().len(), 2);
+    app.stop().await;
+}
+
+async fn accounts_tokens_and_throttling(db: TestDb) {
+    let app = common::spawn(db).await;
+    let officer = app.account("officer@anssi.example", "officer", None).await;
+
+    // No token, a made-up token: 401 with the Bearer challenge.
+    let response = app
+        .http
+        .get(app.url("/api/v1/projects"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    problem(response, StatusCode::UNAUTHORIZED).await;
+    let fake = Account {
+        id: 0,
+        token: "0".repeat(64),
+    };
+    problem(
+        app.get(&fake, "/api/v1/projects").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let me = expect_ok(app.get(&officer, "/api/v1/me").await).await;
+    assert_eq!(
+        (me["email"].as_str(), me["role"].as_str()),
+        (Some("officer@anssi.example"), Some("officer"))
+    );
+
+    // Wrong password, unknown email: the same 401, and no token.
+    let wrong = problem(
+        app.try_login("officer@anssi.example", "not the password")
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let unknown = problem(
+        app.try_login("nobody@anssi.example", "not the password")
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(wrong, unknown);
+    assert!(wrong.get("token").is_none());
+
+    // From the third failure for one email and address on, each attempt waits (2 s, then doubling up to
+    // 4 s) without locking: the right password still gets in, after the wait.
+    problem(
+        app.try_login("officer@anssi.example", "wrong again").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let started = Instant::now();
+    problem(
+        app.try_login("officer@anssi.example", "still wrong").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "failures are slowed down: {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let token = app.login("officer@anssi.example", common::PASSWORD).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "slowed, not locked: {:?}",
+        started.elapsed()
+    );
+    // (That a success forgets the failures, and that the count is per email and address, is checked by the
+    // throttle's unit test: an upper bound on time is not something a loaded test machine can promise.)
+
+    // Revocation: the token stops working at once; the other one still works.
+    let second = Account {
+        id: officer.id,
+        token,
+    };
+    let response = app
+        .http
+        .delete(app.url("/api/v1/auth/token"))
+        .bearer_auth(&second.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    problem(
+        app.get(&second, "/api/v1/me").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    expect_ok(app.get(&officer, "/api/v1/me").await).await;
+
+    // An admin revokes every token of an account.
+    let admin = app.account("admin@anssi.example", "admin", None).await;
+    let response = app
+        .http
+        .delete(app.url(&format!("/api/v1/accounts/{}/tokens", officer.id)))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    problem(
+        app.get(&officer, "/api/v1/me").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let response = app
+        .http
+        .delete(app.url("/api/v1/accounts/4242/tokens"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    problem(response, StatusCode::NOT_FOUND).await;
+    app.stop().await;
+}
+
+async fn hardening_health_and_metrics(db: TestDb) {
+    let backend = db.backend;
+    let app = common::spawn(db).await;
+    let officer = app.account("officer@anssi.example", "officer", None).await;
+    let responses = [
+        app.http.get(app.url("/healthz")).send().await.unwrap(),
+        app.get(&officer, "/api/v1/projects/77").await,
+        app.http
+            .get(app.url("/api/v1/regions"))
+            .send()
+            .await
+            .unwrap(),
+        app.http
+            .get(app.url("/no/such/route"))
+            .send()
+            .await
+            .unwrap(),
+        app.http
+            .delete(app.url("/api/v1/regions"))
+            .send()
+            .await
+            .unwrap(),
+    ];
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, [200, 404, 401, 404, 405]);
+    for response in &responses {
+        let headers = response.headers();
+        assert_eq!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next(),
+            Some("default-src 'none'")
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "no HSTS without HTTPS configured"
+        );
+        assert!(headers.get("access-control-allow-origin").is_none());
+    }
+    let [health, ..] = responses;
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok", "database": backend})
+    );
+
+    // CORS is closed: a preflight from another origin gets no permission.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/projects"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("incubator_http_requests_total{method=\"GET\",route=\"/api/v1/projects/{id}\",status=\"404\"} 1"), "{text}");
+    assert!(text.contains("# TYPE incubator_http_request_duration_seconds histogram"));
+    app.stop().await;
+
+    // Behind HTTPS, HSTS; an allowed origin gets CORS.
+    let db = if backend == "sqlite" {
+        common::sqlite()
+    } else {
+        common::postgres().await.expect("postgres")
+    };
+    let mut config = common::test_config(&db);
+    config.public_url = Some("https://incubateur.example".into());
+    config.cors_allowed_origins = vec!["https://pages.example".into()];
+    let app = common::spawn_with(db, config).await;
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("origin", "https://pages.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://pages.example"
+    );
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    app.stop().await;
+}
+
+/// Every documented operation is served, every served route is documented, and each operation documents
+/// its errors and its security.
+async fn openapi_is_complete_and_true(db: TestDb) {
+    let app = common::spawn(db).await;
+    let officer = app.account("officer@anssi.example", "officer", None).await;
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let mut operations = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations.insert(format!("{} {path}", method.to_uppercase()));
+            let responses = operation["responses"].as_object().unwrap();
+            let public = ["/healthz", "/metrics", "/openapi.json"].contains(&path.as_str())
+                || (path == "/api/v1/auth/token" && method == "post");
+            if public {
+                assert!(operation.get("security").is_none(), "{method} {path}");
+            } else {
+                assert_eq!(
+                    operation["security"],
+                    json!([{"bearer": []}]),
+                    "{method} {path}"
+                );
+                let problem =
+                    &responses["401"]["content"]["application/problem+json"]["schema"]["$ref"];
+                assert_eq!(problem, "#/components/schemas/Problem", "{method} {path}");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["413", "415"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+            // Each operation is served: a request with made-up ids never falls to the router's 404 or 405.
+            let url = app.url(&path.replace("{id}", "424242"));
+            let response = app
+                .http
+                .request(method.to_uppercase().parse().unwrap(), &url)
+                .bearer_auth(&officer.token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(
+                responses.contains_key(status.as_str()),
+                "{method} {path} answered an undocumented {status}"
+            );
+            let media = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let documented = responses[status.as_str()]["content"].as_object();
+            match (media, documented) {
+                (Some(media), Some(documented)) => {
+                    assert!(
+                        documented.contains_key(&media),
+                        "{method} {path}: {media} not documented for {status}"
+                    );
+                }
+                (None, None) => {}
+                (media, documented) => {
+                    panic!("{method} {path} {status}: sent {media:?}, documented {documented:?}")
+                }
+            }
+            if status == StatusCode::NOT_FOUND {
+                let body: Value = response.json().await.unwrap();
+                assert_ne!(
+                    body["detail"], "no such resource",
+                    "{method} {path} is not routed"
+                );
+            }
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "GET /healthz",
+        "GET /metrics",
+        "GET /openapi.json",
+        "POST /api/v1/auth/token",
+        "DELETE /api/v1/auth/token",
+        "GET /api/v1/me",
+        "GET /api/v1/accounts",
+        "DELETE /api/v1/accounts/{id}/tokens",
+        "GET /api/v1/regions",
+        "POST /api/v1/projects",
+        "GET /api/v1/projects",
+        "GET /api/v1/projects/{id}",
+        "PATCH /api/v1/projects/{id}/fields",
+        "POST /api/v1/projects/{id}/transitions",
+        "GET /api/v1/projects/{id}/events",
+        "PUT /api/v1/projects/{id}/cohort",
+        "POST /api/v1/projects/{id}/documents",
+        "GET /api/v1/projects/{id}/documents",
+        "GET /api/v1/documents/{id}/content",
+        "POST /api/v1/documents/{id}/review",
+        "POST /api/v1/cohorts",
+        "GET /api/v1/cohorts",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(operations, expected);
+    // Every reference resolves.
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(refs.len() > 20);
+    for reference in refs {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{reference}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling {reference}"
+        );
+    }
+    let upload = &doc["paths"]["/api/v1/projects/{id}/documents"]["post"]["requestBody"]["content"]
+        ["multipart/form-data"];
+    assert!(
+        upload.is_object(),
+        "the upload is documented as multipart: {upload}"
+    );
+    app.stop().await;
+}
+
+fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                refs.push(reference.clone());
+            }
+            map.values().for_each(|v| collect_refs(v, refs));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
+    }
+}
+
+both_backends!(
+    drives_a_region_from_invited_to_operational,
+    council_sees_only_its_region,
+    refusals_change_nothing,
+    same_bytes_are_stored_once,
+    accounts_tokens_and_throttling,
+    hardening_health_and_metrics,
+    openapi_is_complete_and_true,
+);

@@ -1,0 +1,268 @@
+//! Load generator for the HTTP API: transitions per second and p50/p99 latency at several client counts,
+//! over loopback, next to the raw commit rate of the service's own database measured in the same run.
+//!
+//! Expects a running `incubator serve` whose workflows folder holds the benchmark loops `bench-loop-0..3`
+//! (see `examples/bench_http.sh`, which sets everything up), and an officer account.
+//!
+//! cargo run --release -p csirt-incubator --example load -- --url http://127.0.0.1:8080 \
+//!     --email E --password P --database URL [--clients 1,16,64] [--seconds 5]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+#[path = "common/raw_commits.rs"]
+mod raw_commits;
+
+const REGIONS: [&str; 18] = [
+    "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84",
+    "93", "94",
+];
+const LOOPS: usize = 4;
+
+struct Args {
+    url: String,
+    email: String,
+    password: String,
+    database: String,
+    clients: Vec<usize>,
+    seconds: u64,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        url: "http://127.0.0.1:8080".into(),
+        email: String::new(),
+        password: String::new(),
+        database: String::new(),
+        clients: vec![1, 16, 64],
+        seconds: 5,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--url" => args.url = value,
+            "--email" => args.email = value,
+            "--password" => args.password = value,
+            "--database" => args.database = value,
+            "--clients" => {
+                args.clients = value.split(',').map(str::parse).collect::<Result<_, _>>()?
+            }
+            "--seconds" => args.seconds = value.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if args.email.is_empty() || args.database.is_empty() {
+        bail!("--email, --password and --database are required");
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+    let token = sign_in(&http, &args).await?;
+    let projects = projects(&http, &args.url, &token).await?;
+    let db = sea_orm::Database::connect(&args.database).await?;
+    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    println!(
+        "{} projects; {} s per measure; {}",
+        projects.len(),
+        args.seconds,
+        args.url
+    );
+    println!(
+        "{:>8} {:>14} {:>14} {:>8} {:>9} {:>9} {:>8}",
+        "clients", "raw commits/s", "transitions/s", "ratio", "p50 ms", "p99 ms", "errors"
+    );
+    let raw_single = raw_commits::raw_rate(&db, &ids, 1, args.seconds).await?;
+    for &clients in &args.clients {
+        anyhow::ensure!(
+            clients <= projects.len(),
+            "at most {} clients",
+            projects.len()
+        );
+        let raw = if clients == 1 {
+            raw_single
+        } else {
+            raw_commits::raw_rate(&db, &ids, clients, args.seconds).await?
+        };
+        let run = http_rate(&http, &args, &token, &projects[..clients]).await?;
+        println!(
+            "{clients:>8} {raw:>14.0} {:>14.0} {:>8.2} {:>9.2} {:>9.2} {:>8}   (vs raw at 1: {:.2})",
+            run.rate,
+            run.rate / raw,
+            run.p50_ms,
+            run.p99_ms,
+            run.errors,
+            run.rate / raw_single
+        );
+    }
+    Ok(())
+}
+
+async fn sign_in(http: &reqwest::Client, args: &Args) -> anyhow::Result<String> {
+    let answer: Value = http
+        .post(format!("{}/api/v1/auth/token", args.url))
+        .json(&json!({ "email": args.email, "password": args.password }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(answer["token"]
+        .as_str()
+        .context("no token in the answer")?
+        .to_owned())
+}
+
+#[derive(Debug, Clone)]
+struct Project {
+    id: i64,
+    state: String,
+    version: i64,
+}
+
+/// One project per region and loop copy, created (and given the field its guard needs) when missing.
+async fn projects(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Vec<Project>> {
+    let mut out = Vec::new();
+    for n in 0..LOOPS {
+        let workflow = format!("bench-loop-{n}");
+        for region in REGIONS {
+            let created = http
+                .post(format!("{url}/api/v1/projects"))
+                .bearer_auth(token)
+                .json(&json!({ "region_code": region, "workflow": workflow }))
+                .send()
+                .await?;
+            let project: Value = if created.status().as_u16() == 409 {
+                let list: Value = http
+                    .get(format!(
+                        "{url}/api/v1/projects?region_code={region}&workflow={workflow}"
+                    ))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                list.as_array()
+                    .and_then(|a| a.first())
+                    .cloned()
+                    .context("project listed")?
+            } else {
+                created.error_for_status()?.json().await?
+            };
+            let id = project["id"].as_i64().context("project id")?;
+            let patched: Value = http
+                .patch(format!("{url}/api/v1/projects/{id}/fields"))
+                .bearer_auth(token)
+                .json(&json!({ "note": "bench" }))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            out.push(Project {
+                id,
+                state: patched["state"].as_str().context("state")?.to_owned(),
+                version: patched["version"].as_i64().context("version")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+struct Run {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// Each client owns one project and fires the loop's next transition at the version it last saw.
+async fn http_rate(
+    http: &reqwest::Client,
+    args: &Args,
+    token: &str,
+    projects: &[Project],
+) -> anyhow::Result<Run> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let mut tasks = Vec::new();
+    for project in projects.iter().cloned() {
+        let (http, stop, counting, done, errors, latencies) = (
+            http.clone(),
+            stop.clone(),
+            counting.clone(),
+            done.clone(),
+            errors.clone(),
+            latencies.clone(),
+        );
+        let url = format!("{}/api/v1/projects/{}/transitions", args.url, project.id);
+        let token = token.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut project = project;
+            let mut mine = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let transition = if project.state == "a" { "to_b" } else { "to_a" };
+                let started = Instant::now();
+                let answer = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "transition": transition, "expected_version": project.version }))
+                    .send()
+                    .await?;
+                let status = answer.status();
+                let body: Value = answer.json().await?;
+                let elapsed = started.elapsed();
+                if !status.is_success() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    bail!("transition refused: {status} {body}");
+                }
+                project.state = body["state"].as_str().context("state")?.to_owned();
+                project.version = body["version"].as_i64().context("version")?;
+                if counting.load(Ordering::Relaxed) {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    mine.push(elapsed);
+                }
+            }
+            latencies.lock().await.extend(mine);
+            anyhow::Ok(())
+        }));
+    }
+    // One warm-up second, not counted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    counting.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    counting.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await??;
+    }
+    let mut all = latencies.lock().await.clone();
+    all.sort_unstable();
+    let percentile = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(Run {
+        rate: done.load(Ordering::Relaxed) as f64 / elapsed,
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    })
+}
