@@ -25,6 +25,7 @@ use crate::auth::{LoginThrottle, hash_password};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::pages::{self, Pages};
 use crate::{openapi, routes};
 
 /// Multipart framing around the file (boundaries, part headers, the `requirement` field) is allowed on top
@@ -49,6 +50,8 @@ pub enum StartupError {
     },
     #[error("cannot prepare the password check: {0}")]
     Auth(String),
+    #[error("cannot load the page templates")]
+    Pages(#[from] crate::pages::PageTemplateError),
 }
 
 /// What every request shares.
@@ -63,6 +66,7 @@ struct Inner {
     /// Checked against when the email is unknown, so that both answers take as long.
     dummy_hash: String,
     openapi_json: String,
+    pages: Pages,
 }
 
 impl fmt::Debug for AppState {
@@ -97,6 +101,10 @@ impl AppState {
     pub fn openapi_json(&self) -> &str {
         &self.0.openapi_json
     }
+
+    pub fn pages(&self) -> &Pages {
+        &self.0.pages
+    }
 }
 
 /// The service, built and bound, not yet serving.
@@ -119,6 +127,7 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Auth(e.to_string()))?
                 .map_err(|e| StartupError::Auth(e.to_string()))?;
+        let pages = Pages::load()?;
         let openapi_json = openapi::document(&config)
             .to_pretty_json()
             .map_err(|e| StartupError::Auth(e.to_string()))?;
@@ -141,6 +150,7 @@ impl Application {
             metrics: Metrics::default(),
             dummy_hash,
             openapi_json,
+            pages,
             config,
         }));
         let router = router(state.clone());
@@ -214,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         hsts: config.behind_https(),
     };
     let mut router = api
+        .merge(pages::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
