@@ -65,12 +65,22 @@ enum LogFormat {
 
 pub fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(args.log_format);
-    let config = config(db, &args);
+    let mut config = config(db, &args);
+    let demo_as_of = (args.demo || args.demo_as_of.is_some())
+        .then(|| args.demo_as_of.unwrap_or(incubator_demo::DEFAULT_AS_OF));
+    // A demo as of a past date runs its programme from that date: deadlines, forecasts and new events read
+    // as they would have then, and the demo stays coherent however long after it is started.
+    let clock_offset = demo_as_of.map_or(chrono::TimeDelta::zero(), |as_of| {
+        let now = chrono::Utc::now();
+        as_of.and_time(now.time()).and_utc() - now
+    });
+    config.programme_clock_offset = clock_offset;
     crate::db_cmd::runtime()?.block_on(async move {
         // Templates first: one naming a variable its mail lacks stops the start, not a send months later.
         let templates = incubator_notify::Templates::load(&args.templates)
             .with_context(|| format!("email templates in {}", args.templates.display()))?;
-        let mail = mail_config(db, &args)?;
+        let mut mail = mail_config(db, &args)?;
+        mail.programme_clock_offset = clock_offset;
         let app = Application::build(config)
             .await
             .context("cannot start the service")?;
@@ -82,9 +92,9 @@ pub fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
             mail_shutdown,
         )
         .context("cannot start mail delivery")?;
-        if args.demo || args.demo_as_of.is_some() {
-            let as_of = args.demo_as_of.unwrap_or(incubator_demo::DEFAULT_AS_OF);
+        if let Some(as_of) = demo_as_of {
             load_demo(app.state().store(), as_of).await?;
+            println!("demo clock: the programme's today is {as_of}");
         }
         println!(
             "csirt-incubator is listening on http://{}:{}/",

@@ -35,6 +35,9 @@ pub struct MailConfig {
     pub scheduler_interval: Duration,
     /// SMTP connect and command timeout.
     pub smtp_timeout: Duration,
+    /// Shift of the programme's clock (a demo loaded as of a past date): the scheduler plans reminders by
+    /// it; delivery retries and leases keep the real clock.
+    pub programme_clock_offset: chrono::TimeDelta,
 }
 
 impl MailConfig {
@@ -53,6 +56,7 @@ impl MailConfig {
             poll_interval: Duration::from_secs(2),
             scheduler_interval: Duration::from_secs(300),
             smtp_timeout: Duration::from_secs(30),
+            programme_clock_offset: chrono::TimeDelta::zero(),
         }
     }
 

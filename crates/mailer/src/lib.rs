@@ -35,7 +35,11 @@ pub fn spawn(
     let worker = Worker::new(store.clone(), templates, config.clone())?;
     let scheduler = Scheduler::new(store);
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-    let scheduler_task = tokio::spawn(scheduler.run(config.scheduler_interval, shutdown));
+    let scheduler_task = tokio::spawn(scheduler.run(
+        config.scheduler_interval,
+        config.programme_clock_offset,
+        shutdown,
+    ));
     Ok(tokio::spawn(async move {
         for (name, task) in [("worker", worker_task), ("scheduler", scheduler_task)] {
             if let Err(error) = task.await {

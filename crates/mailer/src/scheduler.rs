@@ -286,10 +286,16 @@ impl Scheduler {
         Ok(Some(label))
     }
 
-    /// Runs a pass every `interval` until `shutdown` turns true.
-    pub async fn run(self, interval: std::time::Duration, mut shutdown: watch::Receiver<bool>) {
+    /// Runs a pass every `interval` until `shutdown` turns true, on the programme's clock (the real one
+    /// shifted by `clock_offset`).
+    pub async fn run(
+        self,
+        interval: std::time::Duration,
+        clock_offset: chrono::TimeDelta,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         while !*shutdown.borrow() {
-            match self.pass(Utc::now(), false, |_| {}).await {
+            match self.pass(Utc::now() + clock_offset, false, |_| {}).await {
                 Ok(report) if report.reminders > 0 || report.digest.is_some() => {
                     tracing::info!(reminders = report.reminders, mails = report.mails, digest = ?report.digest,
                                    "scheduler pass queued mails");

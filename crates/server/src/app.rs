@@ -78,6 +78,12 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// The programme's "now": what deadlines, transitions and forecasts are dated by (see
+    /// [`ServerConfig::programme_clock_offset`]).
+    pub fn programme_now(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + self.0.config.programme_clock_offset
+    }
+
     pub fn store(&self) -> &Store {
         &self.0.store
     }

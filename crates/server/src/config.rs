@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub session_idle_timeout: Duration,
     /// A browser session ends this long after sign-in, however active.
     pub session_lifetime: Duration,
+    /// Shift of the programme's clock from the real one: zero in production; a demo loaded as of a past date
+    /// runs its programme from that date so that deadlines and forecasts read as they did then. Security
+    /// timing (sessions, tokens, throttling) always uses the real clock.
+    pub programme_clock_offset: chrono::TimeDelta,
 }
 
 /// Slowing down repeated failed logins per (email, client address): a delay, never a lock-out, so an
@@ -81,6 +85,7 @@ impl ServerConfig {
             login_throttle: LoginThrottleConfig::default(),
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 3600),
+            programme_clock_offset: chrono::TimeDelta::zero(),
         }
     }
 
@@ -111,6 +116,7 @@ impl fmt::Debug for ServerConfig {
             .field("login_throttle", &self.login_throttle)
             .field("session_idle_timeout", &self.session_idle_timeout)
             .field("session_lifetime", &self.session_lifetime)
+            .field("programme_clock_offset", &self.programme_clock_offset)
             .finish()
     }
 }

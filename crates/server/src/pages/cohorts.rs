@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 use incubator_engine::{Anchor, DeadlineRule, Workflow, start_of_local_day};
 use incubator_store::cohorts::{self as cohorts_repo, CreateCohort};
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,7 @@ pub async fn create(
             .write(CreateCohort {
                 name: submitted.form.name.clone(),
                 starts_on,
-                now: Utc::now(),
+                now: state.programme_now(),
             })
             .await?;
         tracing::info!(actor = %caller.actor_id(), cohort_id = cohort.id, "cohort created");

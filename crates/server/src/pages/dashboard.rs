@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde::Serialize;
 
 use super::map::{self, Geometry, Tile};
@@ -129,7 +129,7 @@ pub async fn show(
             }
         }
     }
-    let now = Utc::now();
+    let now = state.programme_now();
     let mut legend = Vec::new();
     let mut path = Vec::new();
     if let Some(workflow) = &programme {

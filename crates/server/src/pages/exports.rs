@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use incubator_store::account_admin;
 use incubator_store::entities::users;
 use sha2::{Digest, Sha256};
@@ -56,7 +56,7 @@ pub async fn regions_csv(
 ) -> Result<Response, PageError> {
     let workflow = query_param(&uri, "workflow");
     let regions = visible_regions(&state, &viewer.caller, workflow.as_deref()).await?;
-    let now = Utc::now();
+    let now = state.programme_now();
     let pages = state.pages();
     let columns = [
         "csv.region_code",
@@ -192,7 +192,7 @@ pub async fn region_calendar(
     let region = visible_region(&state, &caller, &code, None).await?;
     // The account's own language: a calendar client sends no cookie.
     let lang = Lang::parse(&user.lang).unwrap_or(lang);
-    let now = Utc::now();
+    let now = state.programme_now();
     let pages = state.pages();
     let host = state
         .config()

@@ -63,7 +63,7 @@ pub async fn visible_regions(
     };
     let mut all_projects = projects::list(db, &filter).await?;
     all_projects.sort_by_key(|p| p.id);
-    let now = Utc::now();
+    let now = state.programme_now();
     let mut out = Vec::new();
     for region in regions::list(db).await? {
         if !caller.sees_region(&region.code) {
@@ -109,7 +109,7 @@ pub async fn visible_region(
         .into_iter()
         .min_by_key(|p| p.id);
     let project = match project {
-        Some(p) => Some(project_status(state, p, Utc::now()).await?),
+        Some(p) => Some(project_status(state, p, state.programme_now()).await?),
         None => None,
     };
     Ok(RegionStatus {

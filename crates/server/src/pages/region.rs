@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
-use chrono::Utc;
 use incubator_engine::model::FieldType;
 use incubator_engine::{FieldValue, FireRequest, RequirementStatus};
 use incubator_store::cohorts::{self as cohorts_repo, AssignCohort};
@@ -219,7 +218,7 @@ async fn project_page(
     let caller = &viewer.caller;
     let workflow = &project.workflow;
     let snapshot = &project.snapshot;
-    let now = Utc::now();
+    let now = state.programme_now();
     let path = main_path(workflow);
     let events = events::list(db, snapshot.project.id).await?;
     let current = workflow.state(project.state());
@@ -542,7 +541,7 @@ pub async fn open_project(
                 region_code: code.clone(),
                 workflow_id: submitted.form.workflow.clone(),
                 actor: caller.actor(),
-                now: Utc::now(),
+                now: state.programme_now(),
             })
             .await?;
         Ok("project_opened")
@@ -580,7 +579,7 @@ pub async fn fire(
                 comment,
             },
             actor: caller.actor(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await
         .map(|_| "transition_fired")
@@ -646,7 +645,7 @@ pub async fn save_fields(
                     project_id: project.snapshot.project.id,
                     patch,
                     actor: caller.actor_id(),
-                    now: Utc::now(),
+                    now: state.programme_now(),
                 })
                 .await?;
         }
@@ -689,7 +688,7 @@ pub async fn assign_cohort(
                 project_id: project.snapshot.project.id,
                 cohort_id,
                 actor: caller.actor_id(),
-                now: Utc::now(),
+                now: state.programme_now(),
             })
             .await?;
         Ok("cohort_assigned")
@@ -772,7 +771,7 @@ pub async fn review(
                 decision,
                 comment,
                 actor: caller.actor_id(),
-                now: Utc::now(),
+                now: state.programme_now(),
             })
             .await?;
         Ok("document_reviewed")

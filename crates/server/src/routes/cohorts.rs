@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use incubator_store::cohorts::{self, CreateCohort};
 use incubator_store::entities::cohorts as cohort_rows;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub async fn create_cohort(
         .write(CreateCohort {
             name: new.name,
             starts_on: new.starts_on,
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     tracing::info!(actor = %caller.actor_id(), cohort_id = cohort.id, "cohort created");

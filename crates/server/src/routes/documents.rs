@@ -218,7 +218,7 @@ pub(crate) async fn store_evidence(
             size,
             sha256,
             actor: caller.actor_id(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     Ok(document)
@@ -383,7 +383,7 @@ pub async fn review_document(
             decision,
             comment: review.comment,
             actor: caller.actor_id(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     Ok(Json(ReviewView {

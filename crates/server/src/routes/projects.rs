@@ -98,7 +98,7 @@ pub async fn view_of(
             project.workflow_version,
         )
         .await?;
-    let now = Utc::now();
+    let now = state.programme_now();
     let instance = snapshot.instance(false);
     let requirements = workflow
         .requirements()
@@ -216,7 +216,7 @@ pub async fn create_project(
             region_code: new.region_code,
             workflow_id: new.workflow,
             actor: caller.actor(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     let view = project_view(&state, &caller, id).await?;
@@ -361,7 +361,7 @@ pub async fn patch_fields(
             project_id: id,
             patch,
             actor: caller.actor_id(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     Ok(Json(project_view(&state, &caller, id).await?))
@@ -413,7 +413,7 @@ pub async fn fire_transition(
                 comment: request.comment,
             },
             actor: caller.actor(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     Ok(Json(project_view(&state, &caller, id).await?))
@@ -454,7 +454,7 @@ pub async fn assign_cohort(
             project_id: id,
             cohort_id: assignment.cohort_id,
             actor: caller.actor_id(),
-            now: Utc::now(),
+            now: state.programme_now(),
         })
         .await?;
     Ok(Json(project_view(&state, &caller, id).await?))
