@@ -181,6 +181,27 @@ async fn projects(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Res
     Ok(out)
 }
 
+async fn current(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    id: i64,
+) -> anyhow::Result<Project> {
+    let project: Value = http
+        .get(format!("{url}/api/v1/projects/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(Project {
+        id,
+        state: project["state"].as_str().context("state")?.to_owned(),
+        version: project["version"].as_i64().context("version")?,
+    })
+}
+
 struct Run {
     rate: f64,
     p50_ms: f64,
@@ -201,7 +222,9 @@ async fn http_rate(
     let errors = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let mut tasks = Vec::new();
-    for project in projects.iter().cloned() {
+    for project in projects {
+        // Earlier measures moved the project on: start from where it is now.
+        let project = current(http, &args.url, token, project.id).await?;
         let (http, stop, counting, done, errors, latencies) = (
             http.clone(),
             stop.clone(),
