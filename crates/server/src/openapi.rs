@@ -18,13 +18,14 @@ use crate::error::{FieldProblem, Problem, UnmetCondition};
     ),
     modifiers(&BearerSecurity),
     // Referenced by the error responses of every path; registered here since responses do not register them.
-    components(schemas(Problem, UnmetCondition, FieldProblem)),
+    components(schemas(Problem, UnmetCondition, FieldProblem, crate::routes::outbox::MailStatus)),
     tags(
         (name = "auth", description = "API tokens"),
         (name = "regions", description = "The 18 regions"),
         (name = "projects", description = "Projects, their fields, transitions and audit trail"),
         (name = "documents", description = "Evidence and its review"),
         (name = "cohorts", description = "Incubation sessions"),
+        (name = "outbox", description = "Queued, sent and dead emails (admin)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]

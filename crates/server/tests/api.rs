@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Account, TestApp, TestDb, docx, elf, pdf, png, problem};
 use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 const ELIGIBILITY: [&str; 7] = [
@@ -1414,6 +1415,8 @@ async fn openapi_is_complete_and_true(db: TestDb) {
         "POST /api/v1/documents/{id}/review",
         "POST /api/v1/cohorts",
         "GET /api/v1/cohorts",
+        "GET /api/v1/outbox",
+        "POST /api/v1/outbox/{id}/retry",
     ]
     .into_iter()
     .map(String::from)
@@ -1454,7 +1457,93 @@ fn collect_refs(value: &Value, refs: &mut Vec<String>) {
     }
 }
 
+/// Admins list the outbox and send a dead mail again; nobody else may.
+async fn outbox_for_admins(db: TestDb) {
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let id = create_project(&app, &cast.officer, "24").await;
+    let fired = app
+        .post(
+            &cast.council,
+            &format!("/api/v1/projects/{id}/transitions"),
+            &json!({"transition": "express_interest", "expected_version": 1}),
+        )
+        .await;
+    expect_ok(fired).await;
+
+    let pending: Value =
+        expect_ok(app.get(&cast.admin, "/api/v1/outbox?status=pending").await).await;
+    let pending = pending.as_array().unwrap();
+    assert!(
+        !pending.is_empty(),
+        "the transition queued its milestone mails"
+    );
+    assert!(pending.iter().all(|m| m["status"] == "pending"));
+    // The workflow mails the officers when a council expresses interest.
+    let to_officer = pending
+        .iter()
+        .find(|m| {
+            m["recipients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "officer@anssi.example")
+                && m["template"] == "stage_entered"
+        })
+        .expect("the stage mail to the officer");
+    let mail = to_officer["id"].as_i64().unwrap();
+
+    // Only a dead mail can be retried: nothing changes for a pending one.
+    let refused = app
+        .post(
+            &cast.admin,
+            &format!("/api/v1/outbox/{mail}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    app.store
+        .db()
+        .execute_unprepared(&format!(
+            "UPDATE outbox SET status = 'dead', attempts = 8, last_error = 'refused' WHERE id = {mail}"
+        ))
+        .await
+        .unwrap();
+    let dead: Value = expect_ok(app.get(&cast.admin, "/api/v1/outbox?status=dead").await).await;
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead[0]["last_error"], "refused");
+    let retried: Value = expect_ok(
+        app.post(
+            &cast.admin,
+            &format!("/api/v1/outbox/{mail}/retry"),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (retried["status"].as_str(), retried["attempts"].as_i64()),
+        (Some("pending"), Some(0))
+    );
+
+    for who in [&cast.officer, &cast.council] {
+        assert_eq!(
+            app.get(who, "/api/v1/outbox").await.status(),
+            StatusCode::FORBIDDEN
+        );
+        let retry = app
+            .post(who, &format!("/api/v1/outbox/{mail}/retry"), &json!({}))
+            .await;
+        assert_eq!(retry.status(), StatusCode::FORBIDDEN);
+    }
+    let missing = app
+        .post(&cast.admin, "/api/v1/outbox/999999/retry", &json!({}))
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
 both_backends!(
+    outbox_for_admins,
     drives_a_region_from_invited_to_operational,
     council_sees_only_its_region,
     refusals_change_nothing,

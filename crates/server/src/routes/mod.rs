@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cohorts;
 pub mod documents;
 pub mod ops;
+pub mod outbox;
 pub mod projects;
 pub mod regions;
 
@@ -34,6 +35,8 @@ pub fn json_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(documents::document_content))
         .routes(routes!(documents::review_document))
         .routes(routes!(cohorts::create_cohort, cohorts::list_cohorts))
+        .routes(routes!(outbox::list_outbox))
+        .routes(routes!(outbox::retry_mail))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))
