@@ -106,3 +106,25 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
         DbBackend::MySql => "mysql",
     }
 }
+
+/// Creates the database `name` on the PostgreSQL server `server_url` points at and returns the URL of the new
+/// database: tests and benchmarks each get a fresh one so that runs never collide.
+pub async fn create_postgres_database(server_url: &str, name: &str) -> StoreResult<String> {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StoreError::Invalid(format!(
+            "`{name}` is not a plain database name (lowercase letters, digits, underscores)"
+        )));
+    }
+    let (base, _) = server_url.rsplit_once('/').ok_or_else(|| {
+        StoreError::Invalid(format!("`{server_url}` names no database after the host"))
+    })?;
+    let admin = Database::connect(server_url).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    Ok(format!("{base}/{name}"))
+}

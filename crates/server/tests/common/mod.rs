@@ -13,7 +13,6 @@ use incubator_server::{Application, LoginThrottleConfig, ServerConfig};
 use incubator_store::DbConfig;
 use incubator_store::users::{self, NewUser};
 use reqwest::{Response, StatusCode};
-use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -51,25 +50,13 @@ pub async fn postgres() -> Option<TestDb> {
         Utc::now().timestamp_micros(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = Database::connect(&server)
+    let url = incubator_store::db::create_postgres_database(&server, &name)
         .await
-        .expect("connect to TEST_DATABASE_URL");
-    admin
-        .execute(Statement::from_string(
-            admin.get_database_backend(),
-            format!("CREATE DATABASE {name}"),
-        ))
-        .await
-        .expect("create test database");
-    admin.close().await.ok();
-    let base = server
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .expect("URL with a database name");
+        .expect("create a test database on TEST_DATABASE_URL");
     Some(TestDb {
         dir: tempfile::tempdir().expect("tempdir"),
         config: DbConfig {
-            url: Some(format!("{base}/{name}")),
+            url: Some(url),
             ..DbConfig::default()
         },
         backend: "postgres",
