@@ -11,6 +11,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use incubator_store::gauges::Gauges;
+
 use crate::app::AppState;
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -65,8 +67,8 @@ impl Metrics {
         *refused.entry(reason).or_default() += 1;
     }
 
-    /// The text exposition; `projects` adds a gauge of projects by workflow and state.
-    pub fn render(&self, projects: &BTreeMap<(String, String), u64>) -> String {
+    /// The text exposition: this process's counters, then the gauges read from the shared database.
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP incubator_http_requests_total HTTP requests answered, by route and status.\n",
@@ -147,12 +149,37 @@ impl Metrics {
         }
         out.push_str("# HELP incubator_projects Projects by workflow and current state.\n");
         out.push_str("# TYPE incubator_projects gauge\n");
-        for ((workflow, state), n) in projects {
+        for ((workflow, state), n) in &gauges.projects {
             let _ = writeln!(
                 out,
                 "incubator_projects{{workflow=\"{}\",state=\"{}\"}} {n}",
                 escape(workflow),
                 escape(state)
+            );
+        }
+        out.push_str("# HELP incubator_mail_outbox Mails in the outbox by status: pending (queued or being sent), sent, dead (gave up; an admin may retry).\n");
+        out.push_str("# TYPE incubator_mail_outbox gauge\n");
+        for (status, n) in &gauges.outbox {
+            let _ = writeln!(
+                out,
+                "incubator_mail_outbox{{status=\"{}\"}} {n}",
+                escape(status)
+            );
+        }
+        out.push_str("# HELP incubator_mail_oldest_pending_age_seconds Age of the oldest mail not yet delivered (0 when none waits).\n");
+        out.push_str("# TYPE incubator_mail_oldest_pending_age_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "incubator_mail_oldest_pending_age_seconds {}",
+            gauges.oldest_pending_mail_seconds.unwrap_or(0.0)
+        );
+        out.push_str("# HELP incubator_deadlines_overdue Deadlines past due and still running (milestones excluded), by key: a state id or a programme goal.\n");
+        out.push_str("# TYPE incubator_deadlines_overdue gauge\n");
+        for (key, n) in &gauges.overdue_deadlines {
+            let _ = writeln!(
+                out,
+                "incubator_deadlines_overdue{{key=\"{}\"}} {n}",
+                escape(key)
             );
         }
         out
@@ -198,8 +225,13 @@ mod tests {
         metrics.record("GET", "/api/v1/projects/{id}", 200, 0.02);
         metrics.record("GET", "/api/v1/projects/{id}", 404, 3.0);
         metrics.login_failed();
-        let projects = BTreeMap::from([(("csirt-incubation".to_owned(), "invited".to_owned()), 2)]);
-        let text = metrics.render(&projects);
+        let gauges = Gauges {
+            projects: BTreeMap::from([(("csirt-incubation".to_owned(), "invited".to_owned()), 2)]),
+            outbox: BTreeMap::from([("pending".to_owned(), 3), ("dead".to_owned(), 1)]),
+            oldest_pending_mail_seconds: Some(42.5),
+            overdue_deadlines: BTreeMap::from([("eligibility_review".to_owned(), 2)]),
+        };
+        let text = metrics.render(&gauges);
         assert!(text.contains(
             "incubator_http_requests_total{method=\"GET\",route=\"/api/v1/projects/{id}\",status=\"404\"} 1"
         ));
@@ -213,5 +245,8 @@ mod tests {
         assert!(
             text.contains("incubator_projects{workflow=\"csirt-incubation\",state=\"invited\"} 2")
         );
+        assert!(text.contains("incubator_mail_outbox{status=\"dead\"} 1"));
+        assert!(text.contains("incubator_mail_oldest_pending_age_seconds 42.5"));
+        assert!(text.contains("incubator_deadlines_overdue{key=\"eligibility_review\"} 2"));
     }
 }

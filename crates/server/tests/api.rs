@@ -1262,6 +1262,15 @@ async fn hardening_health_and_metrics(db: TestDb) {
     let text = metrics.text().await.unwrap();
     assert!(text.contains("incubator_http_requests_total{method=\"GET\",route=\"/api/v1/projects/{id}\",status=\"404\"} 1"), "{text}");
     assert!(text.contains("# TYPE incubator_http_request_duration_seconds histogram"));
+    // What an operator alerts on is read from the shared database, present even when zero.
+    for gauge in [
+        "incubator_mail_outbox{status=\"pending\"} ",
+        "incubator_mail_outbox{status=\"dead\"} 0",
+        "incubator_mail_oldest_pending_age_seconds ",
+        "# TYPE incubator_deadlines_overdue gauge",
+    ] {
+        assert!(text.contains(gauge), "{gauge} missing from {text}");
+    }
     app.stop().await;
 
     // Behind HTTPS, HSTS; an allowed origin gets CORS.

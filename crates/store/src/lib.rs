@@ -13,6 +13,7 @@ pub mod entities;
 mod error;
 pub mod events;
 pub mod fields;
+pub mod gauges;
 pub mod outbox;
 pub mod projects;
 pub mod regions;

@@ -455,7 +455,86 @@ async fn refusals_in_a_shared_batch_leave_the_others_committed(db: &TestDb) {
     assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
 }
 
+async fn gauges_count_late_deadlines_and_waiting_mail(db: &TestDb) {
+    use incubator_store::entities::{deadlines, outbox};
+    use incubator_store::gauges;
+    use sea_orm::{ActiveValue::NotSet, Set};
+
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "24").await;
+    let empty = gauges::read(store.db(), at(2021, 3, 16)).await.unwrap();
+    assert_eq!(
+        empty.projects,
+        BTreeMap::from([(("csirt-incubation".to_owned(), "invited".to_owned()), 1)])
+    );
+    assert!(empty.overdue_deadlines.is_empty(), "{empty:?}");
+    assert_eq!(empty.oldest_pending_mail_seconds, None);
+
+    // A milestone already past is the programme moving on, not lateness: not counted.
+    deadlines::Entity::insert(deadlines::ActiveModel {
+        id: NotSet,
+        project_id: Set(id),
+        key: Set("incubation.kick_off".into()),
+        due_at: Set(at(2021, 3, 20)),
+        next_check_at: Set(None),
+        set_at: Set(at(2021, 3, 15)),
+        cleared_at: Set(None),
+        paused_at: Set(None),
+    })
+    .exec(store.db())
+    .await
+    .unwrap();
+    for (status, created) in [
+        ("pending", at(2021, 3, 15)),
+        ("pending", at(2021, 3, 16)),
+        ("dead", at(2021, 3, 1)),
+    ] {
+        outbox::Entity::insert(outbox::ActiveModel {
+            id: NotSet,
+            project_id: Set(Some(id)),
+            event_seq: Set(None),
+            template: Set("stage_entered".into()),
+            lang: Set("fr".into()),
+            recipients: Set("[]".into()),
+            context: Set("{}".into()),
+            status: Set(status.into()),
+            attempts: Set(0),
+            next_attempt_at: Set(created),
+            lease_until: Set(None),
+            leased_by: Set(None),
+            last_error: Set(None),
+            created_at: Set(created),
+            sent_at: Set(None),
+        })
+        .exec(store.db())
+        .await
+        .unwrap();
+    }
+
+    let late = gauges::read(store.db(), at(2030, 1, 1)).await.unwrap();
+    // The state's own deadline and the programme's goal (operational by the end of 2024) are both late.
+    assert_eq!(
+        late.overdue_deadlines,
+        BTreeMap::from([
+            ("invited".to_owned(), 1),
+            ("operational_by_end_2024".to_owned(), 1)
+        ])
+    );
+    assert_eq!(
+        late.outbox,
+        BTreeMap::from([
+            ("dead".to_owned(), 1),
+            ("pending".to_owned(), 2),
+            ("sent".to_owned(), 0)
+        ])
+    );
+    let oldest = gauges::read(store.db(), at(2021, 3, 17)).await.unwrap();
+    assert_eq!(oldest.oldest_pending_mail_seconds, Some(2.0 * 86_400.0));
+}
+
 both_backends!(
+    gauges_count_late_deadlines_and_waiting_mail,
     refusals_in_a_shared_batch_leave_the_others_committed,
     drives_a_region_from_invited_to_operational,
     a_refused_transition_writes_nothing,

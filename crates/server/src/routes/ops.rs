@@ -1,12 +1,8 @@
 //! Operations: health, metrics and the OpenAPI document. None needs a token.
-
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use incubator_store::projects::{self, ProjectFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -56,13 +52,8 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let mut by_state: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for project in projects::list(state.store().db(), &ProjectFilter::default()).await? {
-        *by_state
-            .entry((project.workflow_id, project.state))
-            .or_default() += 1;
-    }
-    let text = state.metrics().render(&by_state);
+    let gauges = incubator_store::gauges::read(state.store().db(), state.programme_now()).await?;
+    let text = state.metrics().render(&gauges);
     Ok((
         [(
             header::CONTENT_TYPE,
