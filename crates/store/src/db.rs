@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use incubator_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    TransactionTrait,
+};
 
 use crate::error::{StoreError, StoreResult};
 
@@ -88,8 +91,25 @@ pub async fn connect(url: &str, config: &DbConfig) -> StoreResult<DatabaseConnec
 }
 
 /// Applies pending migrations, refusing a database whose schema is newer than this binary knows.
+///
+/// On PostgreSQL several replicas may start at once against one database: the migrations run in one
+/// transaction holding an advisory lock, so the first replica migrates and the others wait, then find nothing
+/// left to do (PostgreSQL's DDL is transactional, so a failed migration leaves no half-made schema).
 pub async fn migrate(db: &DatabaseConnection) -> StoreResult<()> {
-    Migrator::up(db, None).await.map_err(|e| match e {
+    let applied = if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        let applied = Migrator::up(&txn, None).await;
+        if applied.is_ok() {
+            txn.commit().await?;
+        }
+        applied
+    } else {
+        // SQLite: one process owns the file; its write lock already serialises schema changes.
+        Migrator::up(db, None).await
+    };
+    applied.map_err(|e| match e {
         // sea-orm-migration names a migration applied to the database but absent from this binary.
         DbErr::Custom(message) if message.contains("missing") => StoreError::Invalid(format!(
             "the database schema is newer than this program ({message}): run the newer version or restore a \
@@ -98,6 +118,9 @@ pub async fn migrate(db: &DatabaseConnection) -> StoreResult<()> {
         other => StoreError::Db(other),
     })
 }
+
+/// The advisory lock key replicas take while migrating: an arbitrary constant (`b"csirtmig"` as a number).
+const MIGRATION_LOCK: i64 = 0x6373_6972_746d_6967;
 
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     match db.get_database_backend() {

@@ -543,3 +543,37 @@ both_backends!(
     export_then_import_is_lossless,
     deploying_is_idempotent_and_versions_immutable,
 );
+
+/// Replicas started together against a fresh PostgreSQL database all come up: one migrates, the others wait
+/// for it and find nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let config = db.config.clone();
+            let dir = db.data_dir().to_owned();
+            tokio::spawn(async move { Store::open(&config, &dir).await })
+        })
+        .collect();
+    for open in opens {
+        open.await
+            .expect("task")
+            .expect("every replica opens the store");
+    }
+    let store = db.store().await;
+    let regions = store
+        .db()
+        .query_one(Statement::from_string(
+            store.db().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM regions",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(regions, 18);
+}
