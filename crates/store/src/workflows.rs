@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use incubator_engine::Workflow;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use sha2::{Digest, Sha256};
 
@@ -47,25 +48,34 @@ impl WorkflowRegistry {
             ))
         })?;
         let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
-        let existing = workflow_versions::Entity::find_by_id((id.clone(), version))
-            .one(db)
-            .await?;
-        let created = match existing {
-            Some(row) if row.sha256 == sha256 => false,
-            Some(_) => return Err(StoreError::VersionImmutable { id, version }),
-            None => {
-                workflow_versions::Entity::insert(workflow_versions::ActiveModel {
-                    workflow_id: Set(id.clone()),
-                    version: Set(version),
-                    source: Set(source.to_owned()),
-                    sha256: Set(sha256),
-                    deployed_at: Set(crate::audit::normalize(now)),
-                })
-                .exec_without_returning(db)
+        // Replicas starting together deploy the same files at the same moment: the insert decides, not a
+        // read before it.
+        let inserted = workflow_versions::Entity::insert(workflow_versions::ActiveModel {
+            workflow_id: Set(id.clone()),
+            version: Set(version),
+            source: Set(source.to_owned()),
+            sha256: Set(sha256.clone()),
+            deployed_at: Set(crate::audit::normalize(now)),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                workflow_versions::Column::WorkflowId,
+                workflow_versions::Column::Version,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+        let created = inserted > 0;
+        if !created {
+            let deployed = workflow_versions::Entity::find_by_id((id.clone(), version))
+                .one(db)
                 .await?;
-                true
+            if deployed.is_none_or(|row| row.sha256 != sha256) {
+                return Err(StoreError::VersionImmutable { id, version });
             }
-        };
+        }
         self.remember((id.clone(), version), Arc::new(workflow));
         Ok(Deployed {
             id,

@@ -1,0 +1,438 @@
+//! Scale-out, as docs/deployment.md describes it: two `incubator serve` processes share one PostgreSQL
+//! database (and one data folder for evidence), clients spread over both, and one replica is killed
+//! (SIGKILL) midway. No acknowledged transition is lost, transitions stay serialised per project, every
+//! queued mail arrives, and none twice beyond the one SMTP exchange the killed replica may have had in flight
+//! (docs/mail.md: the same Message-ID, so receivers can drop it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+#[path = "../../mailer/tests/support/smtp.rs"]
+#[allow(dead_code)] // The mailer's tests use the rest of it.
+mod smtp;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const OFFICER: (&str, &str) = ("officer@replicas.example", "replicas-officer-pw");
+const REGIONS: [&str; 8] = ["11", "24", "27", "28", "32", "44", "52", "53"];
+/// Acknowledged transitions before one replica is killed, and in all.
+const KILL_AFTER: usize = 80;
+const TOTAL: usize = 200;
+
+struct Replica {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn incubator(database_url: &str, data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_incubator"));
+    command
+        .env("DATABASE_URL", database_url)
+        .arg("--data-dir")
+        .arg(data_dir);
+    command
+}
+
+/// Starts one replica; mail settings make a dead replica's leased mails come back within seconds.
+fn start_replica(database_url: &str, data_dir: &Path, workflows: &Path, smtp_url: &str) -> Replica {
+    let mut child = incubator(database_url, data_dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .arg("--workflows")
+        .arg(workflows)
+        .arg("--templates")
+        .arg(format!("{ROOT}/templates/email"))
+        .env("SMTP_URL", smtp_url)
+        .env(
+            "MAIL_FROM",
+            "Incubateur CSIRT <incubateur@replicas.example>",
+        )
+        .env("INCUBATOR_MAIL__LEASE", "2s")
+        .env("INCUBATOR_MAIL__POLL_INTERVAL", "100ms")
+        .env("INCUBATOR_MAIL__BACKOFF_BASE", "100ms")
+        .env("INCUBATOR_MAIL__BACKOFF_CAP", "1s")
+        .env("INCUBATOR_MAIL__SCHEDULER_INTERVAL", "1s")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start incubator serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the replica said where it listens")
+            .expect("read stdout");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep reading so that the replica never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Replica { child, url }
+}
+
+#[derive(Debug, Clone)]
+struct Ack {
+    project: i64,
+    version: i64,
+    transition: String,
+    replica: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: TEST_DATABASE_URL is not set: the two-replica test needs PostgreSQL");
+        return;
+    };
+    let Some(sink) = smtp::SmtpSink::start() else {
+        return;
+    };
+    let name = format!(
+        "incubator_t_replicas_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let database_url = incubator_store::db::create_postgres_database(&server, &name)
+        .await
+        .expect("a fresh database on TEST_DATABASE_URL");
+    // Evidence lives in the data folder, which replicas share (a shared volume in production).
+    let data = tempfile::tempdir().unwrap();
+    let workflows = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{ROOT}/examples/workflows/bench-loop.yaml"),
+        workflows.path().join("bench-loop.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{ROOT}/workflows/csirt-incubation.yaml"),
+        workflows.path().join("csirt-incubation.yaml"),
+    )
+    .unwrap();
+
+    // Both replicas start at once against the empty database: one migrates, the other waits for it.
+    let (a, b) = std::thread::scope(|s| {
+        let a =
+            s.spawn(|| start_replica(&database_url, data.path(), workflows.path(), &sink.url()));
+        let b =
+            s.spawn(|| start_replica(&database_url, data.path(), workflows.path(), &sink.url()));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let added = incubator(&database_url, data.path())
+        .args(["user", "add", "--email", OFFICER.0, "--name", "Officer"])
+        .args(["--role", "officer", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            writeln!(child.stdin.take().unwrap(), "{}", OFFICER.1)?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(added.success());
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let urls = [a.url.clone(), b.url.clone()];
+    // A token issued by one replica is good on the other.
+    let token = http
+        .post(format!("{}/api/v1/auth/token", urls[0]))
+        .json(&json!({"email": OFFICER.0, "password": OFFICER.1}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = format!("Bearer {token}");
+
+    let mut projects = Vec::new();
+    for (i, region) in REGIONS.iter().enumerate() {
+        let url = &urls[i % 2];
+        let project: Value = http
+            .post(format!("{url}/api/v1/projects"))
+            .header("authorization", &auth)
+            .json(&json!({"region_code": region, "workflow": "bench-loop"}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = project["id"].as_i64().unwrap();
+        http.patch(format!("{}/api/v1/projects/{id}/fields", urls[(i + 1) % 2]))
+            .header("authorization", &auth)
+            .json(&json!({"note": "mesure"}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        projects.push(id);
+    }
+
+    // Evidence uploaded through one replica is served by the other.
+    let anssi: Value = http
+        .post(format!("{}/api/v1/projects", urls[0]))
+        .header("authorization", &auth)
+        .json(&json!({"region_code": "75", "workflow": "csirt-incubation"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let anssi_id = anssi["id"].as_i64().unwrap();
+    for (i, transition) in ["express_interest", "open_identification"]
+        .iter()
+        .enumerate()
+    {
+        http.post(format!(
+            "{}/api/v1/projects/{anssi_id}/transitions",
+            urls[i % 2]
+        ))
+        .header("authorization", &auth)
+        .json(&json!({"transition": transition, "expected_version": i + 1}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    }
+    let evidence = b"%PDF-1.4\n% deliberation du conseil regional\n%%EOF\n".to_vec();
+    let document: Value = http
+        .post(format!("{}/api/v1/projects/{anssi_id}/documents", urls[0]))
+        .header("authorization", &auth)
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("requirement", "council_backed")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(evidence.clone())
+                        .file_name("deliberation.pdf")
+                        .mime_str("application/pdf")
+                        .unwrap(),
+                ),
+        )
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let served = http
+        .get(format!(
+            "{}/api/v1/documents/{}/content",
+            urls[1], document["id"]
+        ))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), evidence.as_slice());
+
+    // Two clients per project, one on each replica, race for every step; a client whose replica is gone
+    // carries on through the other, as a load balancer would send it.
+    let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let a_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut clients = Vec::new();
+    for &project in &projects {
+        for home in 0..2 {
+            let (http, urls, auth) = (http.clone(), urls.clone(), auth.clone());
+            let (acks, acked, a_alive) = (acks.clone(), acked.clone(), a_alive.clone());
+            clients.push(tokio::spawn(async move {
+                while acked.load(Ordering::SeqCst) < TOTAL {
+                    let replica = if a_alive.load(Ordering::SeqCst) {
+                        home
+                    } else {
+                        1
+                    };
+                    let url = &urls[replica];
+                    let Ok(response) = http
+                        .get(format!("{url}/api/v1/projects/{project}"))
+                        .header("authorization", &auth)
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    let Ok(current) = response.json::<Value>().await else {
+                        continue;
+                    };
+                    let transition = if current["state"] == "a" {
+                        "to_b"
+                    } else {
+                        "to_a"
+                    };
+                    let fired = http
+                        .post(format!("{url}/api/v1/projects/{project}/transitions"))
+                        .header("authorization", &auth)
+                        .json(&json!({
+                            "transition": transition,
+                            "expected_version": current["version"],
+                        }))
+                        .send()
+                        .await;
+                    let Ok(fired) = fired else { continue };
+                    match fired.status().as_u16() {
+                        200 => {
+                            let Ok(body) = fired.json::<Value>().await else {
+                                continue;
+                            };
+                            acks.lock().await.push(Ack {
+                                project,
+                                version: body["version"].as_i64().unwrap(),
+                                transition: transition.to_owned(),
+                                replica,
+                            });
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        409 => {}
+                        other => panic!("unexpected status {other} from replica {replica}"),
+                    }
+                }
+            }));
+        }
+    }
+    let mut a = Some(a);
+    let started = Instant::now();
+    while acked.load(Ordering::SeqCst) < KILL_AFTER {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SIGKILL: no graceful shutdown, requests and mail deliveries cut wherever they are.
+    let mut killed = a.take().unwrap();
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    a_alive.store(false, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("client task");
+    }
+    let acks = acks.lock().await.clone();
+    let by_replica = acks.iter().fold([0usize; 2], |mut n, ack| {
+        n[ack.replica] += 1;
+        n
+    });
+    assert!(
+        by_replica[0] > 0 && by_replica[1] > 0,
+        "load spread over both replicas: {by_replica:?}"
+    );
+
+    // Every acknowledged transition is in the audit trail at the version it was acknowledged with, and each
+    // project's history is one serial chain of alternating steps.
+    let mut transitions = 0;
+    for &project in &projects {
+        let events: Vec<Value> = http
+            .get(format!("{}/api/v1/projects/{project}/events", urls[1]))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let by_seq: BTreeMap<i64, &Value> = events
+            .iter()
+            .map(|e| (e["seq"].as_i64().unwrap(), e))
+            .collect();
+        assert_eq!(
+            by_seq.keys().copied().collect::<Vec<_>>(),
+            (1..=events.len() as i64).collect::<Vec<_>>(),
+            "contiguous history of project {project}"
+        );
+        for ack in acks.iter().filter(|ack| ack.project == project) {
+            let event = by_seq
+                .get(&ack.version)
+                .unwrap_or_else(|| panic!("acknowledged {ack:?} is missing"));
+            assert_eq!(event["transition"], ack.transition.as_str(), "{ack:?}");
+        }
+        let steps: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["kind"] == "transition")
+            .collect();
+        for pair in steps.windows(2) {
+            assert_eq!(pair[0]["to_state"], pair[1]["from_state"], "serial history");
+        }
+        transitions += steps.len();
+    }
+    assert!(transitions >= TOTAL);
+    let verified = incubator(&database_url, data.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+
+    // Every queued mail ends up sent (the dead replica's leased ones come back to the live one after the
+    // lease), each once at the SMTP server, save the one exchange the killed replica may have had in flight.
+    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            db.query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap() as usize
+        }
+    };
+    let queued = count("SELECT COUNT(*) AS n FROM outbox").await;
+    assert!(queued >= transitions, "a mail per transition: {queued}");
+    let started = Instant::now();
+    while count("SELECT COUNT(*) AS n FROM outbox WHERE status = 'sent'").await < queued {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "mail still undelivered a minute after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let messages = sink.wait_for(queued, Duration::from_secs(10)).await;
+    let ids: BTreeSet<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids.len(), queued, "every queued mail arrived");
+    assert!(
+        messages.len() <= queued + 1,
+        "at most the one mail in flight on the killed replica is sent again: {} for {queued}",
+        messages.len()
+    );
+}
