@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
 /// The file read when neither `--config` nor `INCUBATOR_CONFIG` names one, if it exists.
-pub const DEFAULT_FILE: &str = "incubator.toml";
+const DEFAULT_FILE: &str = "incubator.toml";
 
 /// The example configuration at the repository's root: it sets every key, so it also gives the example
 /// shown with a wrong value.
@@ -492,7 +492,7 @@ const OLD_NAMES: [(&str, &str, &str); 17] = [
     ),
 ];
 
-/// Names the program reads that are not settings.
+/// The variable naming the configuration file; not a setting itself.
 pub const CONFIG_VAR: &str = "INCUBATOR_CONFIG";
 
 impl Settings {
@@ -702,7 +702,7 @@ fn table_of(settings: &Settings) -> toml::Table {
 }
 
 /// Every `section.key` of a table and its value.
-pub fn leaves(table: &toml::Table) -> impl Iterator<Item = (String, &toml::Value)> {
+fn leaves(table: &toml::Table) -> impl Iterator<Item = (String, &toml::Value)> {
     table.iter().flat_map(|(section, values)| {
         values
             .as_table()

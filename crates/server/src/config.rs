@@ -1,5 +1,5 @@
-//! The one typed configuration of the service, built by the binary from flags and `INCUBATOR_…` variables
-//! and passed explicitly to [`crate::Application::build`].
+//! The service's typed configuration, built by the binary from its layered settings (defaults, file,
+//! environment, flags: see docs/configuration.md) and passed explicitly to [`crate::Application::build`].
 
 use std::fmt;
 use std::net::SocketAddr;
