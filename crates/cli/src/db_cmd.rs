@@ -1,61 +1,15 @@
-//! Commands that work on the programme's database: migrations, audit, export and import.
+//! Commands that work on the programme's database: migrations, audit, export and import. Every command
+//! finds the database the same way, from [`Settings`]: `database.url`, else a SQLite file in `server.data_dir`.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
-use incubator_store::{DbConfig, SqliteSync, Store, audit, transfer};
+use clap::Subcommand;
+use incubator_store::{audit, transfer};
 
-/// How every subcommand finds the database: `DATABASE_URL`, else a SQLite file in `--data-dir`.
-#[derive(Debug, Clone, Args)]
-pub struct DbArgs {
-    /// Data directory: the SQLite file (when no DATABASE_URL) and the uploaded evidence.
-    #[arg(
-        long,
-        env = "INCUBATOR_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-    /// `postgres://user@host/db` or `sqlite://path`; unset means the SQLite file in the data directory.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// SQLite durability: `full` survives power loss (default), `normal` only process crashes.
-    #[arg(
-        long,
-        env = "INCUBATOR_SQLITE_SYNCHRONOUS",
-        default_value = "full",
-        global = true
-    )]
-    pub sqlite_synchronous: SyncArg,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum SyncArg {
-    Full,
-    Normal,
-}
-
-impl DbArgs {
-    pub fn config(&self) -> DbConfig {
-        DbConfig {
-            url: self.database_url.clone(),
-            sqlite_sync: match self.sqlite_synchronous {
-                SyncArg::Full => SqliteSync::Full,
-                SyncArg::Normal => SqliteSync::Normal,
-            },
-            ..DbConfig::default()
-        }
-    }
-
-    pub async fn open(&self) -> anyhow::Result<Store> {
-        Store::open(&self.config(), &self.data_dir)
-            .await
-            .context("cannot open the database")
-    }
-}
+use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
@@ -76,10 +30,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub async fn db(args: &DbArgs, command: DbCommand) -> anyhow::Result<ExitCode> {
+pub async fn db(settings: &Settings, command: DbCommand) -> anyhow::Result<ExitCode> {
     match command {
         DbCommand::Migrate => {
-            let store = args.open().await?;
+            let store = settings.open_store().await?;
             println!(
                 "database migrated ({})",
                 incubator_store::db::backend_name(store.db())
@@ -89,10 +43,10 @@ pub async fn db(args: &DbArgs, command: DbCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub async fn audit(args: &DbArgs, command: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify => {
-            let store = args.open().await?;
+            let store = settings.open_store().await?;
             let report = audit::verify(store.db()).await?;
             match report.broken {
                 None => {
@@ -118,8 +72,8 @@ pub async fn audit(args: &DbArgs, command: AuditCommand) -> anyhow::Result<ExitC
     }
 }
 
-pub async fn export(args: &DbArgs, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let store = args.open().await?;
+pub async fn export(settings: &Settings, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
     let data = transfer::export(store.db(), chrono::Utc::now()).await?;
     let text = serde_json::to_string_pretty(&data)?;
     match output {
@@ -130,7 +84,7 @@ pub async fn export(args: &DbArgs, output: Option<PathBuf>) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn import(args: &DbArgs, input: PathBuf) -> anyhow::Result<ExitCode> {
+pub async fn import(settings: &Settings, input: PathBuf) -> anyhow::Result<ExitCode> {
     let text = if input.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
@@ -148,7 +102,7 @@ pub async fn import(args: &DbArgs, input: PathBuf) -> anyhow::Result<ExitCode> {
             e.column()
         ),
     };
-    let store = args.open().await?;
+    let store = settings.open_store().await?;
     let (projects, events) = (data.projects.len(), data.events.len());
     transfer::import(store.db(), data).await?;
     println!("imported {projects} project(s) and {events} event(s)");

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use incubator_mailer::Scheduler;
 
-use crate::db_cmd::DbArgs;
+use crate::settings::Settings;
 
 #[derive(Debug, Clone, Args)]
 pub struct RemindArgs {
@@ -27,8 +27,8 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
-pub async fn run(db: &DbArgs, args: RemindArgs) -> anyhow::Result<ExitCode> {
-    let store = db.open().await?;
+pub async fn run(settings: &Settings, args: RemindArgs) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
     let now = args.now.unwrap_or_else(Utc::now);
     let scheduler = Scheduler::new(store);
     let report = scheduler

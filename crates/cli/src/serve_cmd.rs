@@ -1,50 +1,48 @@
-//! `incubator serve`: the web service. Flags may also come from `INCUBATOR_…` variables; the database is
-//! found like every other subcommand's (see [`DbArgs`]).
+//! `incubator serve`: the web service, configured by [`crate::settings`]; its flags are the top layer.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-use incubator_server::{Application, ServerConfig};
+use clap::Args;
+use incubator_server::Application;
 use tracing_subscriber::EnvFilter;
 
-use crate::db_cmd::DbArgs;
+use crate::settings::{Flags, Loaded, LogFormat};
 
+/// Flags of `serve`; each also has a key in the configuration (docs/configuration.md), which it overrides.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, env = "INCUBATOR_BIND", default_value = "127.0.0.1:8080")]
-    bind: SocketAddr,
-    /// Folder of workflow definitions (`*.yaml`) deployed at start-up; unchanged ones are a no-op.
-    #[arg(long, env = "INCUBATOR_WORKFLOWS", default_value = "./workflows")]
-    workflows: PathBuf,
-    /// Largest evidence file accepted, in bytes.
-    #[arg(long, env = "INCUBATOR_MAX_UPLOAD_BYTES", default_value_t = incubator_server::config::DEFAULT_MAX_UPLOAD_BYTES)]
-    max_upload_bytes: usize,
-    /// Longest a request may take, in seconds (uploads: --upload-timeout-secs).
-    #[arg(long, env = "INCUBATOR_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
-    request_timeout_secs: u64,
-    #[arg(long, env = "INCUBATOR_UPLOAD_TIMEOUT_SECS", default_value_t = 300)]
-    upload_timeout_secs: u64,
-    /// The address users reach the service at; `https://…` turns HSTS on.
-    #[arg(long, env = "INCUBATOR_PUBLIC_URL")]
+    /// Address and port to listen on [server.bind; default 127.0.0.1:8080].
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Folder of workflow definitions (`*.yaml`) deployed at start-up; unchanged ones are a no-op
+    /// [server.workflows; default ./workflows].
+    #[arg(long)]
+    workflows: Option<PathBuf>,
+    /// Largest evidence file accepted, in bytes [server.max_upload_bytes].
+    #[arg(long)]
+    max_upload_bytes: Option<u64>,
+    /// Longest a request may take, in seconds [server.request_timeout].
+    #[arg(long)]
+    request_timeout_secs: Option<u64>,
+    /// Longest an upload may take, in seconds [server.upload_timeout].
+    #[arg(long)]
+    upload_timeout_secs: Option<u64>,
+    /// The address users reach the service at; `https://…` turns HSTS on [server.public_url].
+    #[arg(long)]
     public_url: Option<String>,
-    /// Origins allowed to call the API from a browser (comma-separated); none by default.
-    #[arg(
-        long = "cors-origin",
-        env = "INCUBATOR_CORS_ORIGINS",
-        value_delimiter = ','
-    )]
-    cors_origins: Vec<String>,
-    /// Days an API token stays valid unless revoked.
-    #[arg(long, env = "INCUBATOR_TOKEN_LIFETIME_DAYS", default_value_t = 30)]
-    token_lifetime_days: u64,
-    /// Folder of email templates (`<name>/{fr,en}/{subject,text,html}.hbs`), proven at start-up.
-    #[arg(long, env = "INCUBATOR_TEMPLATES", default_value = "./templates/email")]
-    templates: PathBuf,
+    /// Origins allowed to call the API from a browser (comma-separated) [server.cors_origins; none].
+    #[arg(long = "cors-origin", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// Days an API token stays valid unless revoked [sessions.token_lifetime].
+    #[arg(long)]
+    token_lifetime_days: Option<u64>,
+    /// Folder of email templates (`<name>/{fr,en}/{subject,text,html}.hbs`), proven at start-up
+    /// [mail.templates; default ./templates/email].
+    #[arg(long)]
+    templates: Option<PathBuf>,
     /// Load the demo programme (ANSSI's real programme, from public facts) and print the demo accounts.
     /// Loading again is a no-op.
     #[arg(long)]
@@ -52,20 +50,69 @@ pub struct ServeArgs {
     /// The date the demo is loaded as of: what was known and done by then (implies --demo).
     #[arg(long, value_name = "YYYY-MM-DD")]
     demo_as_of: Option<chrono::NaiveDate>,
-    /// Log lines as text or as JSON objects; the level comes from RUST_LOG (default `info`).
-    #[arg(long, env = "INCUBATOR_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    /// Log lines as text or as JSON objects; the level comes from RUST_LOG (default `info`) [log.format].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+impl ServeArgs {
+    pub fn flags(&self, flags: &mut Flags) {
+        flags.set("server.bind", "--bind", self.bind);
+        flags.set("server.workflows", "--workflows", self.workflows.as_ref());
+        flags.set(
+            "server.max_upload_bytes",
+            "--max-upload-bytes",
+            self.max_upload_bytes,
+        );
+        let seconds = |n: Option<u64>| n.map(|n| format!("{n}s"));
+        flags.set(
+            "server.request_timeout",
+            "--request-timeout-secs",
+            seconds(self.request_timeout_secs),
+        );
+        flags.set(
+            "server.upload_timeout",
+            "--upload-timeout-secs",
+            seconds(self.upload_timeout_secs),
+        );
+        flags.set(
+            "server.public_url",
+            "--public-url",
+            self.public_url.as_ref(),
+        );
+        flags.set(
+            "server.cors_origins",
+            "--cors-origin",
+            self.cors_origins.as_ref(),
+        );
+        flags.set(
+            "sessions.token_lifetime",
+            "--token-lifetime-days",
+            self.token_lifetime_days.map(|n| format!("{n}d")),
+        );
+        flags.set("mail.templates", "--templates", self.templates.as_ref());
+        flags.set("log.format", "--log-format", self.log_format);
+    }
 }
 
-pub fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logs(args.log_format);
-    let mut config = config(db, &args);
+pub fn serve(loaded: Loaded, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = loaded.settings;
+    init_logs(settings.log.format);
+    // A misspelt key is most likely a setting the operator believes set: said loudly, but not fatal, so
+    // that a configuration written for a newer version still starts an older one.
+    for unknown in &loaded.unknown {
+        tracing::warn!(key = %unknown.key, at = %unknown.at, "unknown setting ignored: {}", unknown.message);
+    }
+    let mut config = settings.server_config();
+    config.workflows_dir = if settings.server.workflows.is_dir() {
+        Some(settings.server.workflows.clone())
+    } else {
+        tracing::warn!(
+            "no workflows folder at {}: deploying none",
+            settings.server.workflows.display()
+        );
+        None
+    };
     let demo_as_of = (args.demo || args.demo_as_of.is_some())
         .then(|| args.demo_as_of.unwrap_or(incubator_demo::DEFAULT_AS_OF));
     // A demo as of a past date runs its programme from that date: deadlines, forecasts and new events read
@@ -75,11 +122,12 @@ pub fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
         as_of.and_time(now.time()).and_utc() - now
     });
     config.programme_clock_offset = clock_offset;
+    let bind = config.bind;
     crate::db_cmd::runtime()?.block_on(async move {
         // Templates first: one naming a variable its mail lacks stops the start, not a send months later.
-        let templates = incubator_notify::Templates::load(&args.templates)
-            .with_context(|| format!("email templates in {}", args.templates.display()))?;
-        let mut mail = mail_config(db, &args)?;
+        let templates = incubator_notify::Templates::load(&settings.mail.templates)
+            .with_context(|| format!("email templates in {}", settings.mail.templates.display()))?;
+        let mut mail = settings.mail_config().context("mail settings")?;
         mail.programme_clock_offset = clock_offset;
         let app = Application::build(config)
             .await
@@ -98,7 +146,7 @@ pub fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         println!(
             "csirt-incubator is listening on http://{}:{}/",
-            bind_host(&args),
+            bind_host(bind),
             app.port()
         );
         let served = app.run(shutdown_signal()).await;
@@ -141,53 +189,13 @@ async fn load_demo(store: &incubator_store::Store, as_of: chrono::NaiveDate) -> 
     Ok(())
 }
 
-/// Mail settings come from `SMTP_URL`, `MAIL_FROM` and `PUBLIC_URL` (or their `INCUBATOR_` forms);
-/// `--public-url` wins so that pages and mails agree on it.
-fn mail_config(db: &DbArgs, args: &ServeArgs) -> anyhow::Result<incubator_mailer::MailConfig> {
-    let public_url = args.public_url.clone();
-    let mail =
-        incubator_mailer::MailConfig::from_vars(&db.data_dir, |name| match (name, &public_url) {
-            ("PUBLIC_URL" | "INCUBATOR_PUBLIC_URL", Some(url)) => Some(url.clone()),
-            _ => std::env::var(name).ok(),
-        })
-        .context("mail settings")?;
-    Ok(mail)
-}
-
 /// The host to print in the address to open: a wildcard bind is reached through loopback locally.
-fn bind_host(args: &ServeArgs) -> String {
-    match args.bind.ip() {
+fn bind_host(bind: SocketAddr) -> String {
+    match bind.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     }
-}
-
-fn config(db: &DbArgs, args: &ServeArgs) -> ServerConfig {
-    let mut config = ServerConfig::new(db.data_dir.clone());
-    config.bind = args.bind;
-    config.db = db.config();
-    config.workflows_dir = if args.workflows.is_dir() {
-        Some(args.workflows.clone())
-    } else {
-        eprintln!(
-            "warning: no workflows folder at {}: deploying none",
-            args.workflows.display()
-        );
-        None
-    };
-    config.max_upload_bytes = args.max_upload_bytes;
-    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
-    config.upload_timeout = Duration::from_secs(args.upload_timeout_secs);
-    config.public_url = args.public_url.clone();
-    config.cors_allowed_origins = args
-        .cors_origins
-        .iter()
-        .filter(|o| !o.is_empty())
-        .cloned()
-        .collect();
-    config.token_lifetime = Duration::from_secs(args.token_lifetime_days.saturating_mul(24 * 3600));
-    config
 }
 
 fn init_logs(format: LogFormat) {

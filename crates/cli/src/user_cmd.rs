@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use incubator_store::users::{self, NewUser};
 
-use crate::db_cmd::DbArgs;
+use crate::settings::Settings;
 
 /// Shorter passwords are refused: the API is on the network.
 const MIN_PASSWORD_CHARS: usize = 12;
@@ -55,13 +55,13 @@ impl RoleArg {
     }
 }
 
-pub async fn run(db: &DbArgs, command: UserCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
     match command {
-        UserCommand::Add(args) => add(db, args).await,
+        UserCommand::Add(args) => add(settings, args).await,
     }
 }
 
-async fn add(db: &DbArgs, args: AddArgs) -> anyhow::Result<ExitCode> {
+async fn add(settings: &Settings, args: AddArgs) -> anyhow::Result<ExitCode> {
     if !args.password_stdin {
         bail!("give the password on standard input with --password-stdin");
     }
@@ -78,7 +78,7 @@ async fn add(db: &DbArgs, args: AddArgs) -> anyhow::Result<ExitCode> {
         tokio::task::spawn_blocking(move || incubator_server::auth::hash_password(&password))
             .await
             .context("the hashing task failed")??;
-    let store = db.open().await?;
+    let store = settings.open_store().await?;
     let user = users::create(
         store.db(),
         NewUser {

@@ -46,7 +46,11 @@ pub enum GraphFormat {
 
 pub fn run(cmd: WorkflowCommand) -> ExitCode {
     let result = match cmd {
-        WorkflowCommand::Validate { files, templates } => validate(&files, &templates),
+        WorkflowCommand::Validate { files, templates } => Ok(if check(&files, &templates) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         WorkflowCommand::Graph { file, format } => graph(&file, format),
         WorkflowCommand::Plan { file, from, start } => plan(&file, from.as_deref(), start),
     };
@@ -93,7 +97,9 @@ fn template_names(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     Ok(names)
 }
 
-fn validate(files: &[PathBuf], templates: &Path) -> anyhow::Result<ExitCode> {
+/// Checks definitions together (child workflows are looked up among them) against a templates folder,
+/// printing a line per definition and every error; whether all are sound.
+pub fn check(files: &[PathBuf], templates: &Path) -> bool {
     let known_templates = template_names(templates);
     if let Err(error) = &known_templates {
         eprintln!("error: {error:#}");
@@ -131,11 +137,7 @@ fn validate(files: &[PathBuf], templates: &Path) -> anyhow::Result<ExitCode> {
             sound = false;
         }
     }
-    Ok(if sound {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    sound
 }
 
 fn graph(file: &Path, format: GraphFormat) -> anyhow::Result<ExitCode> {

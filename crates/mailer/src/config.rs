@@ -10,6 +10,11 @@ use lettre::message::Mailbox;
 
 use crate::error::{MailError, MailResult};
 
+/// The sender when the deployment names none.
+pub const DEFAULT_MAIL_FROM: &str = "Incubateur CSIRT <incubateur@localhost>";
+/// Where links point when the deployment names no public address: the service's default local address.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 #[derive(Clone)]
 pub struct MailConfig {
     /// `smtp://host:port` (plain), `smtp://…?tls=required` (STARTTLS), `smtps://user:pass@host` (TLS), as
@@ -60,29 +65,6 @@ impl MailConfig {
         }
     }
 
-    /// Reads `SMTP_URL`, `MAIL_FROM` and `PUBLIC_URL` (also with the `INCUBATOR_` prefix) through `var`, so
-    /// callers choose where variables come from.
-    pub fn from_vars(
-        data_dir: &Path,
-        var: impl Fn(&str) -> Option<String>,
-    ) -> MailResult<MailConfig> {
-        let get = |name: &str| {
-            var(&format!("INCUBATOR_{name}"))
-                .or_else(|| var(name))
-                .filter(|v| !v.is_empty())
-        };
-        let mail_from =
-            get("MAIL_FROM").unwrap_or_else(|| "Incubateur CSIRT <incubateur@localhost>".into());
-        let public_url = get("PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
-        let mut config = MailConfig::new(
-            parse_mailbox(&mail_from)?,
-            parse_public_url(&public_url)?,
-            data_dir,
-        );
-        config.smtp_url = get("SMTP_URL");
-        Ok(config)
-    }
-
     /// The domain of the sender's address, which Message-IDs end with.
     pub fn message_id_domain(&self) -> &str {
         self.mail_from.email.domain()
@@ -90,8 +72,11 @@ impl MailConfig {
 }
 
 pub fn parse_mailbox(text: &str) -> MailResult<Mailbox> {
-    text.parse()
-        .map_err(|e| MailError::Config(format!("MAIL_FROM `{text}` is not an address: {e}")))
+    text.parse().map_err(|e| {
+        MailError::Config(format!(
+            "`{text}` is not a mailbox such as `Incubateur CSIRT <csirt@example.org>`: {e}"
+        ))
+    })
 }
 
 pub fn parse_public_url(text: &str) -> MailResult<PublicUrl> {
@@ -143,26 +128,15 @@ mod tests {
             "smtps://bob:***@mail.example.org:465"
         );
         assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
-        let mut config = MailConfig::from_vars(Path::new("/tmp"), |_| None).unwrap();
+        let mut config = MailConfig::new(
+            parse_mailbox(DEFAULT_MAIL_FROM).unwrap(),
+            parse_public_url(DEFAULT_PUBLIC_URL).unwrap(),
+            Path::new("/data"),
+        );
         config.smtp_url = Some("smtp://u:topsecret@h".into());
         assert!(!format!("{config:?}").contains("topsecret"));
-    }
-
-    #[test]
-    fn variables_are_read_with_or_without_prefix() {
-        let config = MailConfig::from_vars(Path::new("/data"), |name| match name {
-            "INCUBATOR_SMTP_URL" => Some("smtp://127.0.0.1:2525".into()),
-            "MAIL_FROM" => Some("ANSSI <csirt@example.gouv.fr>".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(config.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
-        assert_eq!(config.message_id_domain(), "example.gouv.fr");
+        assert_eq!(config.message_id_domain(), "localhost");
         assert_eq!(config.outbox_dir, Path::new("/data/outbox"));
-        assert!(
-            MailConfig::from_vars(Path::new("/d"), |n| (n == "MAIL_FROM")
-                .then(|| "nope".into()))
-            .is_err()
-        );
+        assert!(parse_mailbox("nope").is_err());
     }
 }

@@ -191,18 +191,23 @@ impl Application {
     }
 }
 
-/// Deploys every `*.yaml` / `*.yml` of the folder, in name order; an unchanged definition is a no-op.
-async fn deploy_workflows(store: &Store, dir: &Path) -> Result<(), StartupError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| StartupError::WorkflowsDir {
-        path: dir.into(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
+/// The workflow definitions of a folder: its `*.yaml` / `*.yml` files, in name order.
+pub fn workflow_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Deploys every definition of the folder ([`workflow_files`]); an unchanged definition is a no-op.
+async fn deploy_workflows(store: &Store, dir: &Path) -> Result<(), StartupError> {
+    let files = workflow_files(dir).map_err(|source| StartupError::WorkflowsDir {
+        path: dir.into(),
+        source,
+    })?;
     for path in files {
         let source =
             std::fs::read_to_string(&path).map_err(|source| StartupError::WorkflowsDir {

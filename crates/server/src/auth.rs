@@ -2,19 +2,21 @@
 //! stored, and failed logins slowed down per (email, client address) without ever locking the account.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
 use incubator_store::entities::users;
 use incubator_store::{tokens, users as users_repo};
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::access::{Caller, Role};
@@ -161,6 +163,18 @@ impl LoginThrottle {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if the request has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
 /// Every API route but login, health, metrics and the OpenAPI document takes a [`Caller`]: a request
 /// without a valid token never reaches a handler.
 impl FromRequestParts<AppState> for Caller {
@@ -170,17 +184,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let token = header
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|token| !token.is_empty())
-            .ok_or(ApiError::Unauthenticated)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let digest = token_digest(token);
         let (_, user) = tokens::authenticate(state.store().db(), &digest, Utc::now())
             .await?
@@ -202,9 +206,108 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The address of the client a request comes from, as login throttling and logs see it: the TCP peer, or,
+/// when the peer is one of [`crate::config::ServerConfig::trusted_proxies`], what that proxy says in
+/// `X-Forwarded-For`. Every handler that needs the client's address takes this, never `ConnectInfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+            .ok_or_else(|| ApiError::internal("the server runs without connection information"))?;
+        Ok(ClientIp(client_ip(
+            peer.ip(),
+            &parts.headers,
+            &state.config().trusted_proxies,
+        )))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right (the hop nearest to us) while the hops are trusted proxies: the
+/// first address that is not one is the client. A peer that is not a trusted proxy could have written
+/// anything in the header, so then the header is not read at all; an entry that is not an address ends
+/// the walk at the last hop believed.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = hop
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let headers = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append("x-forwarded-for", v.parse().unwrap());
+            }
+            map
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let spoofed = headers(&["203.0.113.7"]);
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &spoofed, &proxies),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_ip(ip("10.1.2.3"), &spoofed, &[]), ip("10.1.2.3"));
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &spoofed, &proxies),
+            ip("203.0.113.7")
+        );
+        // The client may prepend anything; only what our own proxies appended counts.
+        let chained = headers(&["1.1.1.1, 203.0.113.7", "10.9.9.9"]);
+        assert_eq!(client_ip(ip("::1"), &chained, &proxies), ip("203.0.113.7"));
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &headers(&[]), &proxies),
+            ip("10.1.2.3")
+        );
+        let garbled = headers(&["203.0.113.7, bogus, 10.2.2.2"]);
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &garbled, &proxies),
+            ip("10.2.2.2")
+        );
+        let with_port = headers(&["203.0.113.7:4711"]);
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &with_port, &proxies),
+            ip("203.0.113.7")
+        );
+    }
 
     #[test]
     fn hashes_are_argon2id_with_the_chosen_parameters() {

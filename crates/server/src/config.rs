@@ -1,5 +1,5 @@
-//! The one typed configuration of the service, built by the binary from flags and `INCUBATOR_…` variables
-//! and passed explicitly to [`crate::Application::build`].
+//! The service's typed configuration, built by the binary from its layered settings (defaults, file,
+//! environment, flags: see docs/configuration.md) and passed explicitly to [`crate::Application::build`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use incubator_store::DbConfig;
+use ipnet::IpNet;
 
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 20 * 1024 * 1024;
 
@@ -30,6 +31,11 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Origins allowed to call the API from a browser; empty (the default) closes CORS.
     pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::auth::ClientIp`]); empty (the
+    /// default) believes no one.
+    pub trusted_proxies: Vec<IpNet>,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <it>`; unset leaves it open.
+    pub metrics_bearer_token: Option<String>,
     /// How long an API token stays valid unless revoked.
     pub token_lifetime: Duration,
     pub login_throttle: LoginThrottleConfig,
@@ -81,6 +87,8 @@ impl ServerConfig {
             upload_timeout: Duration::from_secs(300),
             public_url: None,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_bearer_token: None,
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             login_throttle: LoginThrottleConfig::default(),
             session_idle_timeout: Duration::from_secs(30 * 60),
@@ -97,7 +105,7 @@ impl ServerConfig {
     }
 }
 
-/// Written by hand so that a database password in the URL is never printed.
+/// Written by hand so that a database password in the URL and the metrics token are never printed.
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
@@ -112,6 +120,11 @@ impl fmt::Debug for ServerConfig {
             .field("upload_timeout", &self.upload_timeout)
             .field("public_url", &self.public_url)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field(
+                "metrics_bearer_token",
+                &self.metrics_bearer_token.as_ref().map(|_| "***"),
+            )
             .field("token_lifetime", &self.token_lifetime)
             .field("login_throttle", &self.login_throttle)
             .field("session_idle_timeout", &self.session_idle_timeout)
@@ -148,7 +161,12 @@ mod tests {
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         let mut config = ServerConfig::new("/tmp/x");
         config.db.url = Some("postgres://app:s3cret@db/x".into());
-        assert!(!format!("{config:?}").contains("s3cret"));
+        config.metrics_bearer_token = Some("m3trics".into());
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("m3trics"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::{Account, TestApp, TestDb, docx, elf, pdf, png, problem};
@@ -1314,6 +1315,83 @@ async fn hardening_health_and_metrics(db: TestDb) {
     app.stop().await;
 }
 
+/// The client address login throttling counts by: the TCP peer, unless the peer is a trusted proxy, and
+/// then the right-most hop of `X-Forwarded-For` that is not one. And a metrics token closes `/metrics`.
+async fn client_address_and_metrics_token(db: TestDb) {
+    let backend = db.backend;
+    let email = "officer@anssi.example";
+    let loopback: IpAddr = [127, 0, 0, 1].into();
+    let (client, spoofed): (IpAddr, IpAddr) = ([203, 0, 113, 7].into(), [198, 51, 100, 1].into());
+    let fail_twice = |app: &TestApp, forwarded: &'static str| {
+        let request = app
+            .http
+            .post(app.url("/api/v1/auth/token"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "email": email, "password": "wrong" }));
+        async move {
+            for _ in 0..2 {
+                let response = request.try_clone().unwrap().send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            }
+        }
+    };
+
+    // No trusted proxy: the header is anyone's to write, so it is not read.
+    let mut config = common::test_config(&db);
+    config.metrics_bearer_token = Some("scrape-me-0123456789".into());
+    let app = common::spawn_with(db, config).await;
+    app.account(email, "officer", None).await;
+    fail_twice(&app, "203.0.113.7").await;
+    assert!(!app.state.throttle().delay(email, loopback).is_zero());
+    assert!(app.state.throttle().delay(email, client).is_zero());
+
+    let metrics = |token: Option<&str>| {
+        let request = app.http.get(app.url("/metrics"));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+    let refused = metrics(None).await;
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    problem(refused, StatusCode::UNAUTHORIZED).await;
+    problem(
+        metrics(Some("scrape-me-0123456780")).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let scraped = metrics(Some("scrape-me-0123456789")).await;
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("incubator_http_requests_total")
+    );
+    app.stop().await;
+
+    // Behind a trusted proxy (loopback here): the client is the right-most hop the proxies did not add.
+    let db = if backend == "sqlite" {
+        common::sqlite()
+    } else {
+        common::postgres().await.expect("postgres")
+    };
+    let mut config = common::test_config(&db);
+    config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let app = common::spawn_with(db, config).await;
+    app.account(email, "officer", None).await;
+    fail_twice(&app, "198.51.100.1, 203.0.113.7, 127.0.0.2").await;
+    assert!(!app.state.throttle().delay(email, client).is_zero());
+    assert!(app.state.throttle().delay(email, loopback).is_zero());
+    assert!(app.state.throttle().delay(email, spoofed).is_zero());
+    // Without a token set, metrics stay open.
+    let open = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    app.stop().await;
+}
+
 /// Every documented operation is served, every served route is documented, and each operation documents
 /// its errors and its security.
 async fn openapi_is_complete_and_true(db: TestDb) {
@@ -1559,5 +1637,6 @@ both_backends!(
     same_bytes_are_stored_once,
     accounts_tokens_and_throttling,
     hardening_health_and_metrics,
+    client_address_and_metrics_token,
     openapi_is_complete_and_true,
 );

@@ -1,9 +1,7 @@
 //! Sign-in and sign-out of the pages, on the accounts of the API (same passwords, same throttling).
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,7 +16,7 @@ use super::session::{
 use super::{Frame, Lang, PageError, query_param, render};
 use crate::access::Role;
 use crate::app::AppState;
-use crate::auth::{check_credentials, new_token, token_digest};
+use crate::auth::{ClientIp, check_credentials, new_token, token_digest};
 use crate::error::ApiError;
 
 /// The sign-in form's token lives this long in its cookie.
@@ -107,7 +105,7 @@ pub struct Credentials {
 /// Checks the credentials and opens a session with a fresh id (never one the browser brought).
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     lang: Lang,
     uri: Uri,
     headers: axum::http::HeaderMap,
@@ -116,19 +114,18 @@ pub async fn submit(
     let expected = cookie(&headers, login_cookie_name(state.config()));
     let token_ok = expected.is_some_and(|e| same_secret(&e, &credentials.csrf_token));
     if !token_ok || !same_origin(&headers, state.config()) {
-        tracing::warn!(ip = %peer.ip(), "sign-in form without its token refused");
+        tracing::warn!(ip = %client, "sign-in form without its token refused");
         return Err(PageError::Csrf);
     }
     let next = local_path(&credentials.next);
-    let user = match check_credentials(&state, &credentials.email, credentials.password, peer.ip())
-        .await
-    {
-        Ok(user) => user,
-        Err(ApiError::BadCredentials) => {
-            return login_page(&state, lang, &uri, next, credentials.email, true);
-        }
-        Err(other) => return Err(other.into()),
-    };
+    let user =
+        match check_credentials(&state, &credentials.email, credentials.password, client).await {
+            Ok(user) => user,
+            Err(ApiError::BadCredentials) => {
+                return login_page(&state, lang, &uri, next, credentials.email, true);
+            }
+            Err(other) => return Err(other.into()),
+        };
     let db = state.store().db();
     let now = Utc::now();
     let idle = chrono::Duration::from_std(state.config().session_idle_timeout)

@@ -1,9 +1,7 @@
 //! Tokens for the API, and the admin's view of accounts.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use incubator_store::entities::users;
@@ -14,7 +12,7 @@ use utoipa::ToSchema;
 use super::{ApiJson, ApiPath};
 use crate::access::{Caller, Role};
 use crate::app::AppState;
-use crate::auth::{check_credentials, new_token, token_digest};
+use crate::auth::{ClientIp, check_credentials, new_token, token_digest};
 use crate::error::ApiError;
 use crate::openapi::{
     BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
@@ -86,11 +84,10 @@ impl AccountView {
 )]
 pub async fn issue_token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let user =
-        check_credentials(&state, &credentials.email, credentials.password, peer.ip()).await?;
+    let user = check_credentials(&state, &credentials.email, credentials.password, client).await?;
     let token = new_token().map_err(ApiError::internal)?;
     let now = Utc::now();
     let lifetime =

@@ -1,14 +1,18 @@
-//! Operations: health, metrics and the OpenAPI document. None needs a token.
+//! Operations: health, metrics and the OpenAPI document. None needs an account's token; metrics may be
+//! closed with a token of their own (`metrics.bearer_token`).
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::auth::bearer_token;
 use crate::error::ApiError;
-use crate::openapi::{InternalProblem, TimeoutProblem, UnavailableProblem};
+use crate::openapi::{InternalProblem, TimeoutProblem, UnauthorizedProblem, UnavailableProblem};
+use crate::pages::session::same_secret;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -48,10 +52,19 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
     responses(
         (status = 200, description = "Prometheus text exposition format", body = String,
          content_type = "text/plain; version=0.0.4; charset=utf-8"),
-        TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, TimeoutProblem, InternalProblem,
     )
 )]
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    // Open unless the deployment set a token: then only a scraper that has it gets through.
+    if let Some(expected) = &state.config().metrics_bearer_token
+        && !bearer_token(&headers).is_some_and(|given| same_secret(given, expected))
+    {
+        return Err(ApiError::Unauthenticated);
+    }
     let gauges = incubator_store::gauges::read(state.store().db(), state.programme_now()).await?;
     let text = state.metrics().render(&gauges);
     Ok((

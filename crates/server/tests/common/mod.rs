@@ -90,6 +90,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: TestDb,
     pub store: incubator_store::Store,
+    /// The running service's state, for what only it knows (such as the login throttle's counts).
+    pub state: incubator_server::app::AppState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -105,6 +107,7 @@ pub async fn spawn_with(db: TestDb, config: ServerConfig) -> TestApp {
         .expect("build the application");
     let port = app.port();
     let store = app.state().store().clone();
+    let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
         let _ = stopped.await;
@@ -117,6 +120,7 @@ pub async fn spawn_with(db: TestDb, config: ServerConfig) -> TestApp {
             .expect("client"),
         db,
         store,
+        state,
         stop: Some(stop),
         server: Some(server),
     }
