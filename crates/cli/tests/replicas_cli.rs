@@ -60,7 +60,8 @@ fn start_replica(database_url: &str, data_dir: &Path, workflows: &Path, smtp_url
             "MAIL_FROM",
             "Incubateur CSIRT <incubateur@replicas.example>",
         )
-        .env("INCUBATOR_MAIL__LEASE", "2s")
+        .env("INCUBATOR_MAIL__LEASE", "6s")
+        .env("INCUBATOR_MAIL__SMTP_TIMEOUT", "1s")
         .env("INCUBATOR_MAIL__POLL_INTERVAL", "100ms")
         .env("INCUBATOR_MAIL__BACKOFF_BASE", "100ms")
         .env("INCUBATOR_MAIL__BACKOFF_CAP", "1s")
