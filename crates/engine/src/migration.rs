@@ -35,7 +35,8 @@ pub struct RebasedReminders {
     /// Steps sent for the old due time whose time has come again under the new one: they count as sent
     /// for the new due time, so they do not go out twice.
     pub carried: Vec<String>,
-    /// Pending steps (not yet sent, or due at the next pass) before and after, paired by step key.
+    /// Pending steps (not yet sent, or due at the next pass) before and after, paired by step key, in
+    /// send order.
     pub pending: Vec<StepChange>,
 }
 
@@ -287,12 +288,15 @@ pub fn rebase_reminders(
         });
         entry.new_send_at = Some(s.send_at);
     }
+    let mut pending: Vec<StepChange> = order
+        .into_iter()
+        .filter_map(|step| by_step.remove(&step))
+        .collect();
+    // In the order they will go out; a step that no longer comes goes where it would have.
+    pending.sort_by_key(|s| s.new_send_at.or(s.old_send_at));
     RebasedReminders {
         carried: carried.into_iter().collect(),
-        pending: order
-            .into_iter()
-            .filter_map(|step| by_step.remove(&step))
-            .collect(),
+        pending,
     }
 }
 
