@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let db = cli.db;
     let result = match cli.command {
-        Command::Workflow(cmd) => return workflow_cmd::run(cmd),
+        Command::Workflow(cmd) => return workflow_cmd::run(&db, cmd),
         Command::Db(cmd) => with_runtime(|| db_cmd::db(&db, cmd)),
         Command::Audit(cmd) => with_runtime(|| db_cmd::audit(&db, cmd)),
         Command::Export { output } => with_runtime(|| db_cmd::export(&db, output)),
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(
+pub(crate) fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(
     command: impl FnOnce() -> F,
 ) -> anyhow::Result<ExitCode> {
     db_cmd::runtime()?.block_on(command())
