@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     let global = cli.global;
     let mut flags = global.flags();
     let result = match cli.command {
-        Command::Workflow(cmd) => return workflow_cmd::run(cmd),
+        Command::Workflow(cmd) => return workflow_cmd::run(cmd, || global.settings(flags)),
         Command::Config(cmd) => return config_cmd::run(global.config.as_deref(), flags, cmd),
         Command::Serve(args) => {
             args.flags(&mut flags);
@@ -158,7 +158,7 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     })
 }
 
-fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(
+pub(crate) fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(
     command: impl FnOnce() -> F,
 ) -> anyhow::Result<ExitCode> {
     db_cmd::runtime()?.block_on(command())

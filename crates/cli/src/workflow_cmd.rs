@@ -1,6 +1,7 @@
-//! `incubator workflow …`: check definitions, draw them, plan them.
+//! `incubator workflow …`: check definitions, draw them, plan them; deploy them and migrate running projects
+//! to a new version.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,9 @@ use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use clap::{Subcommand, ValueEnum};
 use incubator_engine::{LoadError, Workflow, start_of_local_day};
+use incubator_store::versions::{MigrationReport, MigrationRequest, migrate};
+
+use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {
@@ -36,6 +40,45 @@ pub enum WorkflowCommand {
         #[arg(long)]
         start: Option<NaiveDate>,
     },
+    /// Store definitions as deployed versions: an unchanged file is a no-op, a changed file under a
+    /// deployed version is refused (raise `version`).
+    Deploy {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Move running projects to another deployed version: state mapping, requirements and fields that
+    /// appear or vanish, every deadline and pending reminder recomputed. One transaction per project.
+    Migrate {
+        /// Workflow id, e.g. `csirt-incubation`.
+        #[arg(long)]
+        workflow: String,
+        /// Target version (deployed before).
+        #[arg(long)]
+        to: i32,
+        /// Project ids, comma-separated (default: every project of the workflow).
+        #[arg(long, value_delimiter = ',')]
+        projects: Option<Vec<i64>>,
+        /// Where a state that no longer exists goes: `--map old_state=new_state`, repeatable.
+        #[arg(long = "map", value_parser = parse_mapping)]
+        map: Vec<(String, String)>,
+        /// Print what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_mapping(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((old, new)) if !old.trim().is_empty() && !new.trim().is_empty() => {
+            Ok((old.trim().to_owned(), new.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "`{text}` is not a mapping: write OLD_STATE=NEW_STATE, e.g. awaiting_incubation=awaiting_session"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,8 +87,29 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-pub fn run(cmd: WorkflowCommand) -> ExitCode {
+/// `settings` is read only by the commands that touch the database: checking or drawing a definition needs
+/// no configuration.
+pub fn run(cmd: WorkflowCommand, settings: impl FnOnce() -> anyhow::Result<Settings>) -> ExitCode {
     let result = match cmd {
+        WorkflowCommand::Deploy { files } => settings().and_then(|s| crate::with_runtime(|| deploy(&s, files))),
+        WorkflowCommand::Migrate {
+            workflow,
+            to,
+            projects,
+            map,
+            dry_run,
+            json,
+        } => {
+            let request = MigrationRequest {
+                workflow_id: workflow,
+                to_version: to,
+                projects,
+                map: map.into_iter().collect::<BTreeMap<_, _>>(),
+                actor: "cli".into(),
+                now: Utc::now(),
+            };
+            settings().and_then(|s| crate::with_runtime(|| migrate_cmd(&s, request, dry_run, json)))
+        }
         WorkflowCommand::Validate { files, templates } => Ok(if check(&files, &templates) {
             ExitCode::SUCCESS
         } else {
@@ -204,4 +268,148 @@ fn plan(file: &Path, from: Option<&str>, start: Option<NaiveDate>) -> anyhow::Re
         println!("goal {} (by {by}): {verdict}", goal.goal);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn deploy(settings: &Settings, files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    let mut sound = true;
+    for file in &files {
+        let name = file.display().to_string();
+        let source =
+            fs::read_to_string(file).with_context(|| format!("{name}: cannot read the file"))?;
+        match store.deploy_workflow(&source, &name, Utc::now()).await {
+            Ok(deployed) => println!(
+                "{name}: {} v{} {}",
+                deployed.id,
+                deployed.version,
+                if deployed.created {
+                    "created"
+                } else {
+                    "unchanged"
+                }
+            ),
+            Err(error) => {
+                eprintln!("{name}: {error}");
+                sound = false;
+            }
+        }
+    }
+    Ok(if sound {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn migrate_cmd(
+    settings: &Settings,
+    request: MigrationRequest,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    let report = migrate(&store, &request, dry_run).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", human_report(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as an officer reads it: per project, the state, what appears and vanishes, every deadline
+/// and pending reminder, old → new (`—` where there is none).
+fn human_report(report: &MigrationReport) -> String {
+    use std::fmt::Write;
+    let at = |t: Option<chrono::DateTime<Utc>>| {
+        t.map_or("—".to_owned(), |t| {
+            t.format("%Y-%m-%d %H:%M UTC").to_string()
+        })
+    };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut out = String::new();
+    let verb = if report.dry_run {
+        "dry run, nothing written"
+    } else {
+        "applied"
+    };
+    let _ = writeln!(
+        out,
+        "{} → v{}: {} project(s) ({verb})",
+        report.workflow_id,
+        report.to_version,
+        report.projects.len()
+    );
+    for p in &report.projects {
+        let plan = &p.plan;
+        let _ = writeln!(
+            out,
+            "project {} (region {}): v{} → v{}, state {} → {}",
+            p.project_id,
+            p.region_code,
+            plan.from_version,
+            plan.to_version,
+            plan.from_state,
+            plan.to_state
+        );
+        let _ = writeln!(
+            out,
+            "  requirements: +{} / -{}",
+            list(&plan.requirements_added),
+            list(&plan.requirements_removed)
+        );
+        let _ = writeln!(
+            out,
+            "  fields: +{} / -{}",
+            list(&plan.fields_added),
+            list(&plan.fields_removed)
+        );
+        for (key, value) in &plan.dropped_values {
+            let _ = writeln!(out, "  value dropped: {key} = {value}");
+        }
+        for d in &plan.deadlines {
+            let paused = d.paused_at.map_or(String::new(), |p| {
+                format!(" (paused since {})", at(Some(p)))
+            });
+            let _ = writeln!(
+                out,
+                "  deadline {}: {} → {}{paused}",
+                d.key,
+                at(d.old_due),
+                at(d.new_due)
+            );
+            for s in &d.reminders.pending {
+                let _ = writeln!(
+                    out,
+                    "    reminder {}: {} → {}",
+                    s.step,
+                    at(s.old_send_at),
+                    at(s.new_send_at)
+                );
+            }
+            if !d.reminders.carried.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    already sent, not sent again: {}",
+                    d.reminders.carried.join(", ")
+                );
+            }
+        }
+    }
+    if !report.unchanged.is_empty() {
+        let ids: Vec<String> = report.unchanged.iter().map(i64::to_string).collect();
+        let _ = writeln!(
+            out,
+            "already on v{}: project(s) {}",
+            report.to_version,
+            ids.join(", ")
+        );
+    }
+    out
 }

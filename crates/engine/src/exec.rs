@@ -218,7 +218,7 @@ impl Workflow {
             .collect()
     }
 
-    fn deadlines_of(
+    pub(crate) fn deadlines_of(
         &self,
         state: &State,
         instance: Option<&Instance>,

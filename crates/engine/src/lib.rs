@@ -12,6 +12,7 @@ mod export;
 mod guard;
 mod load;
 mod locate;
+mod migration;
 mod reminder;
 mod runtime;
 
@@ -24,5 +25,9 @@ pub use duration::{CalendarDuration, DurationError, start_of_local_day};
 pub use error::{FieldError, LoadError, LoadErrors};
 pub use exec::milestone_key;
 pub use locate::Location;
+pub use migration::{
+    DeadlineChange, DueSide, LiveDeadline, MigrationPlan, MigrationRefused, RebasedReminders,
+    StepChange, plan_migration, rebase_reminders,
+};
 pub use reminder::ReminderStep;
 pub use runtime::*;

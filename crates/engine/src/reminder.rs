@@ -68,6 +68,18 @@ impl ReminderPlan {
         steps
     }
 
+    /// The overdue round after the one under way at `now` (none when the plan does not repeat).
+    pub(crate) fn next_round(
+        &self,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<ReminderStep> {
+        if self.overdue_every.is_none() {
+            return Vec::new();
+        }
+        self.round(due_at, self.latest_round(due_at, now).saturating_add(1))
+    }
+
     /// Before-steps at the plan's local send time, `offset` before the due day, in send order. The due day
     /// is the day of the last instant before `due_at`, so that "by the end of 31 December" is due on the 31st.
     fn before_steps(&self, due_at: DateTime<Utc>) -> Vec<ReminderStep> {

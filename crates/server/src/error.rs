@@ -257,6 +257,7 @@ impl From<StoreError> for ApiError {
             }
             e @ StoreError::VersionImmutable { .. } => Self::AlreadyExists(e.to_string()),
             StoreError::Refused(refusal) => Self::Refused(refusal),
+            e @ StoreError::MigrationRefused(_) => Self::invalid(e.to_string()),
             StoreError::Invalid(message) => Self::invalid(message),
             StoreError::Db(db) => Self::from(db),
             e @ (StoreError::NotCommitted(_)

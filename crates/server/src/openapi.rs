@@ -26,6 +26,7 @@ use crate::error::{FieldProblem, Problem, UnmetCondition};
         (name = "documents", description = "Evidence and its review"),
         (name = "cohorts", description = "Incubation sessions"),
         (name = "outbox", description = "Queued, sent and dead emails (admin)"),
+        (name = "workflows", description = "Deployed workflow versions and migrations (admin)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]

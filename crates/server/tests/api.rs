@@ -1504,6 +1504,10 @@ async fn openapi_is_complete_and_true(db: TestDb) {
         "GET /api/v1/cohorts",
         "GET /api/v1/outbox",
         "POST /api/v1/outbox/{id}/retry",
+        "GET /api/v1/workflows",
+        "POST /api/v1/workflows/{id}/migrations",
+        "POST /api/v1/projects/{id}/deadlines/{key}/pause",
+        "POST /api/v1/projects/{id}/deadlines/{key}/resume",
     ]
     .into_iter()
     .map(String::from)
@@ -1629,7 +1633,138 @@ async fn outbox_for_admins(db: TestDb) {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
+async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let id = create_project(&app, &cast.officer, "24").await;
+
+    let versions: Value = expect_ok(app.get(&cast.officer, "/api/v1/workflows").await).await;
+    assert!(
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "csirt-incubation" && v["version"] == 1),
+        "{versions}"
+    );
+    let v2 = std::fs::read_to_string(
+        common::workflows_dir().join("../crates/engine/tests/fixtures/csirt-incubation-v2.yaml"),
+    )
+    .unwrap();
+    app.store
+        .deploy_workflow(&v2, "csirt-incubation-v2.yaml", chrono::Utc::now())
+        .await
+        .unwrap();
+
+    let path = "/api/v1/workflows/csirt-incubation/migrations";
+    let forbidden = app
+        .post(
+            &cast.officer,
+            path,
+            &json!({"to_version": 2, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let unknown = app
+        .post(
+            &cast.admin,
+            path,
+            &json!({"to_version": 2, "map": {"invited": "nowhere"}, "dry_run": true}),
+        )
+        .await;
+    let unknown = problem(unknown, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        unknown["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`invited=nowhere`"),
+        "{unknown}"
+    );
+    let body = json!({"to_version": 2, "projects": [id], "dry_run": true});
+    let dry: Value = expect_ok(app.post(&cast.admin, path, &body).await).await;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["projects"][0]["to_state"], "invited");
+    let real: Value = expect_ok(
+        app.post(
+            &cast.admin,
+            path,
+            &json!({"to_version": 2, "projects": [id]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        real["projects"], dry["projects"],
+        "the dry run is what happens"
+    );
+    let events: Value = expect_ok(
+        app.get(&cast.officer, &format!("/api/v1/projects/{id}/events"))
+            .await,
+    )
+    .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "workflow.migrated").count(),
+        1
+    );
+
+    let pause = format!("/api/v1/projects/{id}/deadlines/invited/pause");
+    let resume = format!("/api/v1/projects/{id}/deadlines/invited/resume");
+    let reason = json!({"reason": "waiting for the region's correction"});
+    let by_council = app.post(&cast.council, &pause, &reason).await;
+    assert_eq!(by_council.status(), StatusCode::FORBIDDEN);
+    let empty = app
+        .post(&cast.officer, &pause, &json!({"reason": " "}))
+        .await;
+    problem(empty, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let paused: Value = expect_ok(app.post(&cast.officer, &pause, &reason).await).await;
+    assert_eq!(paused["resumed_at"], Value::Null);
+    let again = app.post(&cast.officer, &pause, &reason).await;
+    problem(again, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let unknown_key = app
+        .post(
+            &cast.officer,
+            &format!("/api/v1/projects/{id}/deadlines/nothing/pause"),
+            &reason,
+        )
+        .await;
+    let unknown_key = problem(unknown_key, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        unknown_key["detail"].as_str().unwrap().contains("invited"),
+        "{unknown_key}"
+    );
+    let resumed: Value = expect_ok(
+        app.post(
+            &cast.officer,
+            &resume,
+            &json!({"reason": "correction received"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(resumed["on_resume"], "continue");
+    let (old, new) = (
+        resumed["old_due"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        resumed["new_due"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+    );
+    assert!(new >= old, "{resumed}");
+}
+
 both_backends!(
+    workflow_versions_migrations_and_paused_clocks,
     outbox_for_admins,
     drives_a_region_from_invited_to_operational,
     council_sees_only_its_region,

@@ -1,4 +1,4 @@
-use incubator_engine::Refusal;
+use incubator_engine::{MigrationRefused, Refusal};
 use sea_orm::DbErr;
 
 /// Everything the storage layer can refuse or fail with. The web layer maps each variant to HTTP once.
@@ -48,6 +48,8 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Refused(#[from] Refusal),
+    #[error("migration refused: {0}")]
+    MigrationRefused(#[from] MigrationRefused),
     #[error("{0}")]
     Invalid(String),
     #[error("corrupt stored data: {0}")]

@@ -4,6 +4,7 @@
 pub mod account_admin;
 pub mod audit;
 pub mod blobs;
+pub mod clocks;
 pub mod cohorts;
 mod committer;
 pub mod db;
@@ -22,6 +23,7 @@ pub mod sessions;
 pub mod tokens;
 pub mod transfer;
 pub mod users;
+pub mod versions;
 pub mod workflows;
 
 use std::path::Path;
@@ -33,7 +35,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 pub use committer::{Committer, UnitOfWork};
 pub use db::{DbConfig, SqliteSync};
 pub use error::{StoreError, StoreResult};
-pub use workflows::{Deployed, WorkflowRegistry};
+pub use workflows::{Deployed, DeployedVersion, WorkflowRegistry};
 
 /// Concurrent write transactions on PostgreSQL; each groups the units that arrive while the last commits.
 const POSTGRES_WRITER_LANES: usize = 4;

@@ -5,7 +5,7 @@
 //! Every function works on a page of rows in a few statements, whatever the page's size, so that a pass
 //! over a million deadlines costs what its due rows cost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr, OnConflict, Query};
@@ -354,5 +354,73 @@ pub async fn set_next_checks(
             .to_owned();
         db.execute(db.get_database_backend().build(&update)).await?;
     }
+    Ok(())
+}
+
+/// The steps recorded as sent for one deadline at one due time.
+pub async fn sent_steps(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    key: &str,
+    due_at: DateTime<Utc>,
+) -> StoreResult<BTreeSet<String>> {
+    Ok(reminders_sent::Entity::find()
+        .filter(reminders_sent::Column::ProjectId.eq(project_id))
+        .filter(reminders_sent::Column::DeadlineKey.eq(key))
+        .filter(reminders_sent::Column::DueAt.eq(normalize(due_at)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.step)
+        .collect())
+}
+
+/// Records `steps`, sent for a deadline due at `old_due`, as sent for its new due time too, with the
+/// instant they really went out: the unique key names the due time, and these must not go out again.
+pub async fn carry_sent(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    key: &str,
+    old_due: DateTime<Utc>,
+    new_due: DateTime<Utc>,
+    steps: &[String],
+) -> StoreResult<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let rows = reminders_sent::Entity::find()
+        .filter(reminders_sent::Column::ProjectId.eq(project_id))
+        .filter(reminders_sent::Column::DeadlineKey.eq(key))
+        .filter(reminders_sent::Column::DueAt.eq(normalize(old_due)))
+        .filter(reminders_sent::Column::Step.is_in(steps.iter().map(String::as_str)))
+        .all(db)
+        .await?;
+    if rows.len() != steps.len() {
+        return Err(StoreError::Corrupt(format!(
+            "project {project_id}, deadline `{key}`: {} of the steps {steps:?} are recorded as sent",
+            rows.len()
+        )));
+    }
+    let carried = rows.into_iter().map(|r| reminders_sent::ActiveModel {
+        project_id: sea_orm::Set(project_id),
+        deadline_key: sea_orm::Set(r.deadline_key),
+        due_at: sea_orm::Set(normalize(new_due)),
+        step: sea_orm::Set(r.step),
+        sent_at: sea_orm::Set(r.sent_at),
+    });
+    reminders_sent::Entity::insert_many(carried)
+        .on_conflict(
+            OnConflict::columns([
+                reminders_sent::Column::ProjectId,
+                reminders_sent::Column::DeadlineKey,
+                reminders_sent::Column::DueAt,
+                reminders_sent::Column::Step,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .do_nothing()
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }

@@ -28,6 +28,15 @@ pub struct Deployed {
     pub created: bool,
 }
 
+/// A stored version, without its source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeployedVersion {
+    pub id: String,
+    pub version: i32,
+    pub sha256: String,
+    pub deployed_at: DateTime<Utc>,
+}
+
 impl WorkflowRegistry {
     /// Stores a definition as a new version; the same content again is a no-op, other content under a
     /// deployed version is refused.
@@ -122,6 +131,23 @@ impl WorkflowRegistry {
             .await?
             .ok_or_else(|| StoreError::UnknownWorkflow(id.to_owned()))?;
         self.get(db, id, row.version).await
+    }
+
+    /// Every deployed version, by workflow id then version.
+    pub async fn list(db: &impl ConnectionTrait) -> StoreResult<Vec<DeployedVersion>> {
+        Ok(workflow_versions::Entity::find()
+            .order_by_asc(workflow_versions::Column::WorkflowId)
+            .order_by_asc(workflow_versions::Column::Version)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| DeployedVersion {
+                id: row.workflow_id,
+                version: row.version,
+                sha256: row.sha256,
+                deployed_at: row.deployed_at,
+            })
+            .collect())
     }
 
     fn cached(&self, id: &str, version: i32) -> Option<Arc<Workflow>> {

@@ -5,106 +5,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{TestDb, at, deploy_anssi};
-use incubator_engine::{Actor, FireRequest, RequirementStatus};
+use common::{
+    ELIGIBILITY, TestDb, at, council, create, deploy_anssi, fire, officer, upload_and_accept,
+};
+use incubator_engine::FireRequest;
 use incubator_store::cohorts::{AssignCohort, CreateCohort};
-use incubator_store::documents::{RecordDocument, ReviewDecision, ReviewDocument};
 use incubator_store::fields::PatchFields;
-use incubator_store::projects::{CreateProject, FireTransition};
-use incubator_store::{Store, StoreError, audit, events, projects, transfer};
+use incubator_store::projects::FireTransition;
+use incubator_store::{StoreError, audit, events, projects, transfer};
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use serde_json::json;
-
-fn officer() -> Actor {
-    Actor {
-        id: "user:1".into(),
-        roles: vec!["officer".into()],
-    }
-}
-
-fn council() -> Actor {
-    Actor {
-        id: "user:2".into(),
-        roles: vec!["council".into()],
-    }
-}
-
-async fn create(store: &Store, region: &str) -> i64 {
-    store
-        .write(CreateProject {
-            registry: store.workflows().clone(),
-            region_code: region.into(),
-            workflow_id: "csirt-incubation".into(),
-            actor: officer(),
-            now: at(2021, 3, 15),
-        })
-        .await
-        .expect("create project")
-}
-
-async fn fire(
-    store: &Store,
-    id: i64,
-    transition: &str,
-    actor: Actor,
-    comment: Option<&str>,
-) -> Result<i64, StoreError> {
-    let version = projects::find(store.db(), id).await?.version;
-    store
-        .write(FireTransition {
-            registry: store.workflows().clone(),
-            project_id: id,
-            expected_version: version,
-            request: FireRequest {
-                transition: transition.into(),
-                comment: comment.map(Into::into),
-            },
-            actor,
-            now: at(2021, 4, 1),
-        })
-        .await
-}
-
-async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
-    let bytes = format!("%PDF-1.7 evidence for {requirement}").into_bytes();
-    let size = bytes.len() as i64;
-    let sha256 = store.blobs().put(bytes).await.expect("store bytes");
-    let doc = store
-        .write(RecordDocument {
-            registry: store.workflows().clone(),
-            project_id: id,
-            requirement: requirement.into(),
-            filename: format!("{requirement}.pdf"),
-            media_type: "application/pdf".into(),
-            size,
-            sha256,
-            actor: "user:2".into(),
-            now: at(2021, 5, 1),
-        })
-        .await
-        .expect("record document");
-    let status = store
-        .write(ReviewDocument {
-            document_id: doc.id,
-            decision: ReviewDecision::Accepted,
-            comment: None,
-            actor: "user:1".into(),
-            now: at(2021, 5, 2),
-        })
-        .await
-        .expect("review");
-    assert_eq!(status, RequirementStatus::Accepted);
-}
-
-const ELIGIBILITY: [&str; 7] = [
-    "council_backed",
-    "regional_perimeter",
-    "minimum_services",
-    "legal_status",
-    "own_staff",
-    "autonomous_accounting",
-    "intercert_commitment",
-];
 
 async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
     let store = db.store().await;

@@ -8,6 +8,7 @@ pub mod ops;
 pub mod outbox;
 pub mod projects;
 pub mod regions;
+pub mod workflows;
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
@@ -37,6 +38,10 @@ pub fn json_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cohorts::create_cohort, cohorts::list_cohorts))
         .routes(routes!(outbox::list_outbox))
         .routes(routes!(outbox::retry_mail))
+        .routes(routes!(workflows::list_workflows))
+        .routes(routes!(workflows::migrate_projects))
+        .routes(routes!(workflows::pause_deadline))
+        .routes(routes!(workflows::resume_deadline))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))

@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
-use incubator_store::{DbConfig, Store};
+use std::collections::BTreeMap;
+
+use incubator_engine::{Actor, FireRequest, RequirementStatus};
+use incubator_store::documents::{RecordDocument, ReviewDecision, ReviewDocument};
+use incubator_store::fields::PatchFields;
+use incubator_store::projects::{CreateProject, FireTransition};
+use incubator_store::{DbConfig, Store, StoreError, projects};
+use serde_json::json;
 
 pub const ANSSI_WORKFLOW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -88,6 +95,137 @@ pub fn workspace_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel)
+}
+
+pub fn officer() -> Actor {
+    Actor {
+        id: "user:1".into(),
+        roles: vec!["officer".into()],
+    }
+}
+
+pub fn council() -> Actor {
+    Actor {
+        id: "user:2".into(),
+        roles: vec!["council".into()],
+    }
+}
+
+pub async fn create(store: &Store, region: &str) -> i64 {
+    store
+        .write(CreateProject {
+            registry: store.workflows().clone(),
+            region_code: region.into(),
+            workflow_id: "csirt-incubation".into(),
+            actor: officer(),
+            now: at(2021, 3, 15),
+        })
+        .await
+        .expect("create project")
+}
+
+pub async fn fire(
+    store: &Store,
+    id: i64,
+    transition: &str,
+    actor: Actor,
+    comment: Option<&str>,
+) -> Result<i64, StoreError> {
+    let version = projects::find(store.db(), id).await?.version;
+    store
+        .write(FireTransition {
+            registry: store.workflows().clone(),
+            project_id: id,
+            expected_version: version,
+            request: FireRequest {
+                transition: transition.into(),
+                comment: comment.map(Into::into),
+            },
+            actor,
+            now: at(2021, 4, 1),
+        })
+        .await
+}
+
+pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
+    let bytes = format!("%PDF-1.7 evidence for {requirement}").into_bytes();
+    let size = bytes.len() as i64;
+    let sha256 = store.blobs().put(bytes).await.expect("store bytes");
+    let doc = store
+        .write(RecordDocument {
+            registry: store.workflows().clone(),
+            project_id: id,
+            requirement: requirement.into(),
+            filename: format!("{requirement}.pdf"),
+            media_type: "application/pdf".into(),
+            size,
+            sha256,
+            actor: "user:2".into(),
+            now: at(2021, 5, 1),
+        })
+        .await
+        .expect("record document");
+    let status = store
+        .write(ReviewDocument {
+            document_id: doc.id,
+            decision: ReviewDecision::Accepted,
+            comment: None,
+            actor: "user:1".into(),
+            now: at(2021, 5, 2),
+        })
+        .await
+        .expect("review");
+    assert_eq!(status, RequirementStatus::Accepted);
+}
+
+pub const ELIGIBILITY: [&str; 7] = [
+    "council_backed",
+    "regional_perimeter",
+    "minimum_services",
+    "legal_status",
+    "own_staff",
+    "autonomous_accounting",
+    "intercert_commitment",
+];
+
+/// Drives a project from `invited` to `awaiting_incubation`: interest, identification, the seven criteria
+/// accepted, retained, legal structure recorded, subsidy granted.
+pub async fn drive_to_awaiting_incubation(store: &Store, id: i64) {
+    fire(store, id, "express_interest", council(), None)
+        .await
+        .expect("express interest");
+    fire(store, id, "open_identification", officer(), None)
+        .await
+        .expect("open identification");
+    for key in ELIGIBILITY {
+        upload_and_accept(store, id, key).await;
+    }
+    fire(store, id, "retain_project", officer(), None)
+        .await
+        .expect("retain");
+    patch(store, id, "legal_form", json!("GIP")).await;
+    upload_and_accept(store, id, "registration_proof").await;
+    fire(store, id, "record_legal_structure", officer(), None)
+        .await
+        .expect("legal structure");
+    patch(store, id, "subsidy_amount_eur", json!(1_000_000)).await;
+    upload_and_accept(store, id, "grant_agreement").await;
+    fire(store, id, "grant_subsidy", officer(), None)
+        .await
+        .expect("subsidy");
+}
+
+pub async fn patch(store: &Store, id: i64, key: &str, value: serde_json::Value) {
+    store
+        .write(PatchFields {
+            registry: store.workflows().clone(),
+            project_id: id,
+            patch: BTreeMap::from([(key.to_owned(), value)]),
+            actor: "user:1".into(),
+            now: at(2021, 6, 1),
+        })
+        .await
+        .expect("patch");
 }
 
 /// Runs the same async test body against SQLite and PostgreSQL.

@@ -1,0 +1,216 @@
+//! Paused clocks: a deadline suspended with a reason ("waiting for the region's correction") and resumed,
+//! continuing where it stopped or restarting, as its workflow says. While paused the scheduler sends
+//! nothing for it; once resumed it plans from the moved due time. Each pause and resumption is an event.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use incubator_engine::model::ClockOnResume;
+use incubator_engine::{RebasedReminders, rebase_reminders};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::normalize;
+use crate::committer::UnitOfWork;
+use crate::entities::{deadlines, projects};
+use crate::error::{StoreError, StoreResult};
+use crate::events::{NewEvent, append};
+use crate::projects::{bump, find};
+use crate::reminders::sent_steps;
+use crate::versions::move_deadline;
+use crate::workflows::WorkflowRegistry;
+
+/// Pauses a live deadline of a project.
+#[derive(Debug)]
+pub struct PauseDeadline {
+    pub project_id: i64,
+    pub key: String,
+    pub reason: String,
+    pub actor: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Resumes a paused deadline.
+#[derive(Debug)]
+pub struct ResumeDeadline {
+    pub registry: Arc<WorkflowRegistry>,
+    pub project_id: i64,
+    pub key: String,
+    pub reason: String,
+    pub actor: String,
+    pub now: DateTime<Utc>,
+}
+
+/// What a pause or a resumption did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClockChange {
+    pub project_id: i64,
+    pub key: String,
+    /// The project's version after the change.
+    pub version: i64,
+    pub paused_at: DateTime<Utc>,
+    /// Set on resumption.
+    pub resumed_at: Option<DateTime<Utc>>,
+    pub on_resume: Option<ClockOnResume>,
+    pub old_due: DateTime<Utc>,
+    pub new_due: DateTime<Utc>,
+    pub reminders: RebasedReminders,
+}
+
+fn reason_of(reason: &str, what: &str) -> StoreResult<String> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "a reason is required to {what} a deadline, such as \"waiting for the region's correction\""
+        )));
+    }
+    Ok(reason.to_owned())
+}
+
+/// The project's live deadline `key`, or a refusal naming the live ones.
+async fn live_deadline(
+    txn: &DatabaseTransaction,
+    project: &projects::Model,
+    key: &str,
+) -> StoreResult<deadlines::Model> {
+    let live = deadlines::Entity::find()
+        .filter(deadlines::Column::ProjectId.eq(project.id))
+        .filter(deadlines::Column::ClearedAt.is_null())
+        .all(txn)
+        .await?;
+    let keys: Vec<String> = live.iter().map(|d| d.key.clone()).collect();
+    live.into_iter().find(|d| d.key == key).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "project {} has no live deadline `{key}`; its live deadlines are: {}",
+            project.id,
+            if keys.is_empty() {
+                "none".to_owned()
+            } else {
+                keys.join(", ")
+            }
+        ))
+    })
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for PauseDeadline {
+    type Output = ClockChange;
+
+    fn project_id(&self) -> Option<i64> {
+        Some(self.project_id)
+    }
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<ClockChange> {
+        let now = normalize(self.now);
+        let reason = reason_of(&self.reason, "pause")?;
+        let project = find(txn, self.project_id).await?;
+        let deadline = live_deadline(txn, &project, &self.key).await?;
+        if let Some(since) = deadline.paused_at {
+            return Err(StoreError::Invalid(format!(
+                "deadline `{}` of project {} is paused already (since {since}): resume it first",
+                self.key, project.id
+            )));
+        }
+        let changes = json!({ "key": self.key, "due_at": deadline.due_at });
+        let event = NewEvent::other("deadline.paused", &self.actor, Some(reason), changes);
+        let (seq, hash) = append(txn, &project, event, now).await?;
+        let version = bump(txn, &project, seq, &hash, |u| u).await?;
+        deadlines::Entity::update_many()
+            .col_expr(deadlines::Column::PausedAt, Expr::value(Some(now)))
+            .col_expr(
+                deadlines::Column::NextCheckAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(deadlines::Column::Id.eq(deadline.id))
+            .exec(txn)
+            .await?;
+        Ok(ClockChange {
+            project_id: project.id,
+            key: self.key.clone(),
+            version,
+            paused_at: now,
+            resumed_at: None,
+            on_resume: None,
+            old_due: deadline.due_at,
+            new_due: deadline.due_at,
+            reminders: RebasedReminders::default(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for ResumeDeadline {
+    type Output = ClockChange;
+
+    fn project_id(&self) -> Option<i64> {
+        Some(self.project_id)
+    }
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<ClockChange> {
+        let now = normalize(self.now);
+        let reason = reason_of(&self.reason, "resume")?;
+        let project = find(txn, self.project_id).await?;
+        let deadline = live_deadline(txn, &project, &self.key).await?;
+        let Some(paused_at) = deadline.paused_at else {
+            return Err(StoreError::Invalid(format!(
+                "deadline `{}` of project {} is not paused",
+                self.key, project.id
+            )));
+        };
+        if now < paused_at {
+            return Err(StoreError::Invalid(format!(
+                "deadline `{}` was paused at {paused_at}: it cannot resume before, at {now}",
+                self.key
+            )));
+        }
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
+        let on_resume = workflow.on_resume(&self.key);
+        let new_due = normalize(workflow.resumed_due(&self.key, deadline.due_at, paused_at, now));
+        let plan = workflow.reminder_plan(&self.key);
+        let sent = sent_steps(txn, project.id, &self.key, deadline.due_at).await?;
+        let reminders = rebase_reminders(
+            Some((plan, deadline.due_at, Some(paused_at))),
+            Some((plan, new_due, None)),
+            &sent,
+            now,
+        );
+        let changes = json!({
+            "key": self.key,
+            "paused_at": paused_at,
+            "on_resume": on_resume,
+            "old_due": deadline.due_at,
+            "new_due": new_due,
+            "reminders": reminders,
+        });
+        let event = NewEvent::other("deadline.resumed", &self.actor, Some(reason), changes);
+        let (seq, hash) = append(txn, &project, event, now).await?;
+        let version = bump(txn, &project, seq, &hash, |u| u).await?;
+        move_deadline(
+            txn,
+            project.id,
+            &self.key,
+            deadline.due_at,
+            new_due,
+            None,
+            &reminders.carried,
+            now,
+        )
+        .await?;
+        Ok(ClockChange {
+            project_id: project.id,
+            key: self.key.clone(),
+            version,
+            paused_at,
+            resumed_at: Some(now),
+            on_resume: Some(on_resume),
+            old_due: deadline.due_at,
+            new_due,
+            reminders,
+        })
+    }
+}
