@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use clap::{Subcommand, ValueEnum};
 use incubator_engine::{LoadError, Workflow, start_of_local_day};
+use incubator_notify::Templates;
 use incubator_store::versions::{MigrationReport, MigrationRequest, migrate};
 
 use crate::settings::Settings;
@@ -91,7 +92,9 @@ pub enum GraphFormat {
 /// no configuration.
 pub fn run(cmd: WorkflowCommand, settings: impl FnOnce() -> anyhow::Result<Settings>) -> ExitCode {
     let result = match cmd {
-        WorkflowCommand::Deploy { files } => settings().and_then(|s| crate::with_runtime(|| deploy(&s, files))),
+        WorkflowCommand::Deploy { files } => {
+            settings().and_then(|s| crate::with_runtime(|| deploy(&s, files)))
+        }
         WorkflowCommand::Migrate {
             workflow,
             to,
@@ -161,13 +164,31 @@ fn template_names(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     Ok(names)
 }
 
+/// The template names workflows may refer to. The templates are loaded as the service loads them: every
+/// one rendered strictly, in fr and en, with the contexts mail delivery fills in, so a template naming a
+/// variable its mail will not have fails here, with its file and line. When they do not load, that is
+/// reported and the folders found still serve to check each workflow's references.
+fn known_templates(dir: &Path) -> (bool, Option<BTreeSet<String>>) {
+    let folders = match template_names(dir) {
+        Ok(folders) => folders,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return (false, None);
+        }
+    };
+    match Templates::load(dir) {
+        Ok(templates) => (true, Some(templates.names())),
+        Err(error) => {
+            eprintln!("error: {error}");
+            (false, Some(folders))
+        }
+    }
+}
+
 /// Checks definitions together (child workflows are looked up among them) against a templates folder,
 /// printing a line per definition and every error; whether all are sound.
 pub fn check(files: &[PathBuf], templates: &Path) -> bool {
-    let known_templates = template_names(templates);
-    if let Err(error) = &known_templates {
-        eprintln!("error: {error:#}");
-    }
+    let (mut sound, known_templates) = known_templates(templates);
     let loaded: Vec<(&PathBuf, Option<Workflow>)> = files.iter().map(|f| (f, load(f))).collect();
     // Child workflows are looked up among the definitions validated together.
     let known_ids: BTreeSet<String> = loaded
@@ -175,14 +196,13 @@ pub fn check(files: &[PathBuf], templates: &Path) -> bool {
         .filter_map(|(_, w)| w.as_ref())
         .map(|w| w.id().to_owned())
         .collect();
-    let mut sound = known_templates.is_ok();
     for (file, workflow) in &loaded {
         let Some(workflow) = workflow else {
             sound = false;
             continue;
         };
         let mut errors = workflow.check_children(&known_ids);
-        if let Ok(known) = &known_templates {
+        if let Some(known) = &known_templates {
             errors.extend(workflow.check_templates(known));
         }
         if errors.is_empty() {

@@ -3,26 +3,29 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const TEMPLATES: [&str; 9] = [
-    "stage_entered",
-    "project_declined",
-    "project_withdrawn",
-    "document_accepted",
-    "document_rejected",
-    "deadline_reminder",
-    "deadline_overdue",
-    "deadline_escalation",
-    "officers_digest",
-];
-
 fn workflows() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
 }
 
-fn templates_dir(names: &[&str]) -> tempfile::TempDir {
+/// A copy of the shipped email templates, but for the folders named in `without`.
+fn templates_copy(without: &[&str]) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../templates/email");
     let dir = tempfile::tempdir().unwrap();
-    for name in names {
-        std::fs::create_dir(dir.path().join(name)).unwrap();
+    copy(&shipped, dir.path());
+    for name in without {
+        std::fs::remove_dir_all(dir.path().join(name)).unwrap();
     }
     dir
 }
@@ -41,7 +44,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn validate_reports_each_sound_file_in_one_line() {
-    let templates = templates_dir(&TEMPLATES);
+    let templates = templates_copy(&[]);
     let t = templates.path().to_str().unwrap();
     let out = incubator(
         &[
@@ -64,7 +67,7 @@ fn validate_reports_each_sound_file_in_one_line() {
 
 #[test]
 fn validate_lists_every_error_with_its_location() {
-    let templates = templates_dir(&TEMPLATES[1..]); // no stage_entered
+    let templates = templates_copy(&[]);
     let t = templates.path().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let source = std::fs::read_to_string(workflows().join("csirt-incubation.yaml")).unwrap();
@@ -91,6 +94,8 @@ fn validate_lists_every_error_with_its_location() {
     assert!(text(&out.stdout).is_empty());
 
     // Once it loads, missing templates are reported at their references.
+    let templates = templates_copy(&["stage_entered"]);
+    let t = templates.path().to_str().unwrap();
     let out = incubator(
         &[
             "workflow",
@@ -103,13 +108,63 @@ fn validate_lists_every_error_with_its_location() {
     );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
+    let (first, references) = stderr.split_once('\n').unwrap();
     assert!(
-        stderr
-            .lines()
-            .all(|l| l.contains("unknown email template `stage_entered`")),
+        first.starts_with("error: ") && first.contains("stage_entered is missing"),
         "{stderr}"
     );
-    assert!(stderr.starts_with("csirt-incubation.yaml:"), "{stderr}");
+    assert!(!references.is_empty(), "{stderr}");
+    assert!(
+        references
+            .lines()
+            .all(|l| l.starts_with("csirt-incubation.yaml:")
+                && l.contains("unknown email template `stage_entered`")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_renders_every_template_strictly_and_names_the_broken_file() {
+    let templates = templates_copy(&[]);
+    let t = templates.path().to_str().unwrap();
+    let validate = || {
+        incubator(
+            &[
+                "workflow",
+                "validate",
+                "csirt-incubation.yaml",
+                "intercert-membership.yaml",
+                "--templates",
+                t,
+            ],
+            &workflows(),
+        )
+    };
+    assert!(validate().status.success(), "{}", text(&validate().stderr));
+
+    // A variable no reminder mail has, on the second line of the English text of one template.
+    let broken = templates.path().join("deadline_reminder/en/text.hbs");
+    let source = std::fs::read_to_string(&broken).unwrap();
+    let (head, tail) = source.split_once('\n').unwrap();
+    std::fs::write(&broken, format!("{head}\n{{{{sponsor_name}}}} {tail}")).unwrap();
+    let out = validate();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: `sponsor_name` is not part of the deadline_reminder context",
+            broken.display()
+        )),
+        "{stderr}"
+    );
+
+    // A misspelt condition is as wrong as a misspelt variable.
+    std::fs::write(&broken, format!("{{{{#if comentt}}}}x{{{{/if}}}}{source}")).unwrap();
+    let stderr = text(&validate().stderr);
+    assert!(
+        stderr.contains(&format!("{}:1: `comentt` is not part", broken.display())),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -134,7 +189,7 @@ fn validate_names_a_missing_templates_directory() {
 
 #[test]
 fn validate_checks_child_workflows_against_the_files_given() {
-    let templates = templates_dir(&TEMPLATES);
+    let templates = templates_copy(&[]);
     let t = templates.path().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let source = std::fs::read_to_string(workflows().join("csirt-incubation.yaml")).unwrap();

@@ -8,7 +8,7 @@
 //! Leaving a state clears its deadline (`cleared_at`, `next_check_at` NULL, in the transition's
 //! transaction), which is how its pending reminders are cancelled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
@@ -62,7 +62,7 @@ pub struct PassReport {
     pub reminders: usize,
     /// Steps due but recorded by an earlier pass.
     pub already_sent: usize,
-    /// Outbox rows written (one per recipient language).
+    /// Outbox rows written (one per recipient).
     pub mails: usize,
     /// The ISO week (`2024-W05`) whose digest this pass queued.
     pub digest: Option<String>,
@@ -198,22 +198,19 @@ impl Scheduler {
             cursor,
             ..PageOutcome::default()
         };
-        let fresh: std::collections::HashSet<ReminderKey> = if dry_run {
-            let old: std::collections::HashSet<_> = reminders::already_sent(&txn, &keys)
+        let fresh: Vec<bool> = if dry_run {
+            let old: HashSet<ReminderKey> = reminders::already_sent(&txn, &keys)
                 .await?
                 .into_iter()
                 .collect();
-            keys.iter().filter(|k| !old.contains(*k)).cloned().collect()
+            keys.iter().map(|k| !old.contains(k)).collect()
         } else {
-            reminders::record_sent(&txn, &keys, now)
-                .await?
-                .into_iter()
-                .collect()
+            reminders::record_sent(&txn, &keys, now).await?
         };
         let mut mails = Vec::new();
-        for (key, mut reminder, context) in planned {
-            reminder.new = fresh.contains(&key);
-            if reminder.new {
+        for ((_, mut reminder, context), new) in planned.into_iter().zip(fresh) {
+            reminder.new = new;
+            if new {
                 outcome.reminders += 1;
                 mails.push(NewMail {
                     project_id: Some(reminder.project_id),
@@ -267,10 +264,7 @@ impl Scheduler {
             txn.rollback().await?;
             return Ok((!sent).then_some(label));
         }
-        if reminders::record_sent(&txn, std::slice::from_ref(&key), now)
-            .await?
-            .is_empty()
-        {
+        if !reminders::record_sent(&txn, std::slice::from_ref(&key), now).await?[0] {
             txn.commit().await?;
             return Ok(None);
         }

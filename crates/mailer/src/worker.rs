@@ -198,7 +198,8 @@ impl Worker {
             .await
     }
 
-    /// One message to all the row's recipients (they share a language), greeted by name.
+    /// One message to the row's recipient, greeted by name (rows queued before the fan-out to one
+    /// recipient may list several, sharing a language: one message to all of them).
     async fn message(&self, row: &outbox::Model) -> Result<Message, SendFailure> {
         let to = recipients(row).map_err(|e| SendFailure::permanent(e.to_string()))?;
         if to.is_empty() {

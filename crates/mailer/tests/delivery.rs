@@ -21,6 +21,7 @@ both_backends!(
     milestones_arrive_once_in_french_to_the_right_people,
     transitions_succeed_with_smtp_down_and_mails_arrive_once_it_is_back,
     permanent_refusals_and_exhausted_attempts_are_dead_until_retried,
+    a_refused_recipient_neither_blocks_nor_duplicates_the_others,
     an_expired_lease_is_claimed_again_and_sent_once,
     without_smtp_mails_are_written_as_eml_files,
 );
@@ -335,14 +336,14 @@ async fn permanent_refusals_and_exhausted_attempts_are_dead_until_retried(db: &T
         .unwrap();
     assert_eq!(
         dead.len(),
-        1 + 2,
-        "the two languages' rows of open_identification, plus the bounce"
+        1 + 4,
+        "open_identification's rows (two officers, two council accounts), plus the bounce"
     );
-    assert!(
+    assert_eq!(
         dead.iter()
             .filter(|r| r.template == "stage_entered" && r.attempts == 2)
-            .count()
-            >= 2
+            .count(),
+        4
     );
 
     // An admin retries them once the server is back: each arrives once, the bounce bounces again.
@@ -360,16 +361,167 @@ async fn permanent_refusals_and_exhausted_attempts_are_dead_until_retried(db: &T
             "retrying a pending mail"
         );
     }
-    // The English row of open_identification is addressed to the bounce too: one message per row, so the
-    // server's 550 refuses it whole (see docs/mail.md).
+    // One row per recipient: only the bounce's rows die again.
     let report = worker.drain().await.unwrap();
-    assert_eq!((report.sent, report.dead), (1, 2), "{report:?}");
+    assert_eq!((report.sent, report.dead), (3, 2), "{report:?}");
+    let dead = delivery::list(p.store.db(), Some(delivery::DEAD), None, 50)
+        .await
+        .unwrap();
+    assert!(
+        dead.iter()
+            .all(|r| r.recipients.contains("bounce.officer@anssi.example")),
+        "{dead:?}"
+    );
     let sent: Vec<outbox::Model> = rows(&p)
         .await
         .into_iter()
         .filter(|r| r.status == delivery::SENT)
         .collect();
     assert_each_row_once(&sent, &sink.received());
+}
+
+/// A document rejection to four council accounts of Bretagne, one of which the server refuses for good
+/// (550 at `RCPT TO`) and one only for now (451, every time): the two others get it exactly once, the
+/// refused one is dead at its first attempt, the busy one once its attempts are spent, and the outbox says
+/// which address failed.
+async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestDb) {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let p = programme(db).await;
+    for (email, name) in [
+        ("bounce.council@bretagne.example", "Bruno Rebond"),
+        ("busy.council@bretagne.example", "Bérénice Occupée"),
+    ] {
+        incubator_store::users::create(
+            p.store.db(),
+            incubator_store::users::NewUser {
+                email: email.into(),
+                name: name.into(),
+                role: "council".into(),
+                region_code: Some("53".into()),
+                password_hash: "x".into(),
+                lang: "fr".into(),
+            },
+            at(2021, 3, 1),
+        )
+        .await
+        .unwrap();
+    }
+    let id = p.create_project("53", at(2021, 3, 15)).await;
+    p.fire(id, "express_interest", None, at(2021, 3, 20)).await;
+    p.fire(id, "open_identification", None, at(2021, 4, 1))
+        .await;
+    let document = p
+        .store
+        .write(RecordDocument {
+            registry: p.store.workflows().clone(),
+            project_id: id,
+            requirement: "council_backed".into(),
+            filename: "deliberation.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: 1234,
+            sha256: "0".repeat(64),
+            actor: format!("user:{}", p.council_fr.id),
+            now: at(2021, 4, 2),
+        })
+        .await
+        .unwrap();
+    p.store
+        .write(ReviewDocument {
+            document_id: document.id,
+            decision: ReviewDecision::Rejected,
+            comment: Some("Signature manquante.".into()),
+            actor: format!("user:{}", p.officer.id),
+            now: at(2021, 4, 3),
+        })
+        .await
+        .unwrap();
+    let rejections = |rows: Vec<outbox::Model>| -> Vec<outbox::Model> {
+        rows.into_iter()
+            .filter(|r| r.template == "document_rejected")
+            .collect()
+    };
+    assert_eq!(
+        rejections(rows(&p).await).len(),
+        4,
+        "one row per council account"
+    );
+
+    let mut config = config(db.data_dir(), Some(sink.url()));
+    config.max_attempts = 3;
+    let worker = Worker::new(p.store.clone(), templates(), Arc::new(config)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while delivery::count(p.store.db(), PENDING).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "mails never settled");
+        worker.run_batch(Utc::now()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    let rows = rejections(rows(&p).await);
+    let by_address = |address: &str| -> &outbox::Model {
+        rows.iter()
+            .find(|r| r.recipients.contains(address))
+            .unwrap_or_else(|| panic!("no row for {address}"))
+    };
+    let refused = by_address("bounce.council@bretagne.example");
+    assert_eq!(
+        (refused.status.as_str(), refused.attempts),
+        (delivery::DEAD, 1)
+    );
+    assert!(
+        refused.last_error.as_deref().unwrap().contains("550"),
+        "{refused:?}"
+    );
+    let busy = by_address("busy.council@bretagne.example");
+    assert_eq!((busy.status.as_str(), busy.attempts), (delivery::DEAD, 3));
+    assert!(
+        busy.last_error.as_deref().unwrap().contains("451"),
+        "{busy:?}"
+    );
+    let sent: Vec<outbox::Model> = rows
+        .iter()
+        .filter(|r| r.status == delivery::SENT)
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), 2);
+    let received: Vec<Received> = sink
+        .wait_for(2, Duration::from_secs(5))
+        .await
+        .into_iter()
+        .filter(|m| m.subject.contains("Document à reprendre") || m.subject.contains("resubmitted"))
+        .collect();
+    assert_each_row_once(&sent, &received);
+    let mut reached: Vec<&str> = received
+        .iter()
+        .flat_map(|m| m.rcpt_tos.iter().map(String::as_str))
+        .collect();
+    reached.sort_unstable();
+    assert_eq!(
+        reached,
+        [p.council_fr.email.as_str(), p.council_en.email.as_str()]
+    );
+    assert!(
+        received
+            .iter()
+            .all(|m| m.text.contains("Signature manquante."))
+    );
+
+    // The store's listing, which GET /api/v1/outbox serves, shows which addresses failed.
+    let dead = rejections(
+        delivery::list(p.store.db(), Some(delivery::DEAD), None, 50)
+            .await
+            .unwrap(),
+    );
+    let mut failed: Vec<&str> = dead.iter().map(|r| r.recipients.as_str()).collect();
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        [
+            r#"[{"email":"bounce.council@bretagne.example","name":"Bruno Rebond"}]"#,
+            r#"[{"email":"busy.council@bretagne.example","name":"Bérénice Occupée"}]"#,
+        ]
+    );
 }
 
 async fn an_expired_lease_is_claimed_again_and_sent_once(db: &TestDb) {

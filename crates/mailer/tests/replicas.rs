@@ -172,7 +172,7 @@ async fn two_replicas_deliver_everything_once(db: &TestDb) {
         .count();
     assert_eq!(milestones, MAILS);
 
-    // Every reminder step of the month was recorded once and mailed once per recipient language: compare
+    // Every reminder step of the month was recorded once and mailed once per recipient: compare
     // with the engine's plan.
     let workflow = p
         .store

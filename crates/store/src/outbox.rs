@@ -1,58 +1,119 @@
 //! The email outbox: rows written in the transaction of the event that causes them; a worker delivers.
-
-use std::collections::BTreeMap;
+//!
+//! One row is one recipient. A server that refuses one address (a 5xx at `RCPT TO`) then kills that row
+//! only: the others are delivered, retried and given up on each on its own, and the admins' outbox view says
+//! which address failed. A row's `recipients` column stays a JSON list (of one) so that rows written before
+//! the fan-out are still delivered as they were.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::NotSet, ConnectionTrait, EntityTrait, Set};
-use serde_json::{Value, json};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use serde_json::{Value as Json, json};
 
-use crate::entities::{outbox, projects};
+use crate::audit::normalize;
+use crate::entities::{projects, users};
 use crate::error::StoreResult;
 
 pub const PENDING: &str = "pending";
 
-/// Queues one message per recipient language, addressed to the accounts that hold the given roles.
+/// One outbox row to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRow<'a> {
+    pub project_id: Option<i64>,
+    pub event_seq: Option<i64>,
+    pub template: &'a str,
+    pub addressee: &'a Addressee,
+    /// The template's context as JSON text.
+    pub context: &'a str,
+}
+
+/// One recipient as an outbox row names it: the language their mail is written in and the row's
+/// `recipients` JSON (`[{email, name}]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressee {
+    pub lang: String,
+    pub recipients: String,
+}
+
+/// The accounts' addressees, in the order of the accounts.
+pub(crate) fn addressees(users: &[users::Model]) -> Vec<Addressee> {
+    users
+        .iter()
+        .map(|user| Addressee {
+            lang: user.lang.clone(),
+            recipients: json!([{ "email": user.email, "name": user.name }]).to_string(),
+        })
+        .collect()
+}
+
+/// Queues one row per account that holds one of the given roles.
 pub async fn enqueue(
     txn: &impl ConnectionTrait,
     project: &projects::Model,
     event_seq: Option<i64>,
     template: &str,
     roles: &[String],
-    context: &Value,
+    context: &Json,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let users = crate::projects::recipients(txn, &project.region_code, roles).await?;
-    let mut by_lang: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for user in &users {
-        by_lang
-            .entry(user.lang.as_str())
-            .or_default()
-            .push(json!({ "email": user.email, "name": user.name }));
-    }
-    let rows: Vec<outbox::ActiveModel> = by_lang
-        .into_iter()
-        .map(|(lang, recipients)| outbox::ActiveModel {
-            id: NotSet,
-            project_id: Set(Some(project.id)),
-            event_seq: Set(event_seq),
-            template: Set(template.to_owned()),
-            lang: Set(lang.to_owned()),
-            recipients: Set(Value::Array(recipients).to_string()),
-            context: Set(context.to_string()),
-            status: Set(PENDING.into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            lease_until: Set(None),
-            leased_by: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
+    let addressees = addressees(&users);
+    let context = context.to_string();
+    let rows: Vec<NewRow> = addressees
+        .iter()
+        .map(|addressee| NewRow {
+            project_id: Some(project.id),
+            event_seq,
+            template,
+            addressee,
+            context: &context,
         })
         .collect();
-    if !rows.is_empty() {
-        outbox::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
+    insert(txn, &rows, now).await
+}
+
+/// Writes pending rows, due at `now`, in one statement whose text never changes: the rows travel as one
+/// JSON parameter, so the statement is prepared once per connection and no per-row values are bound.
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    rows: &[NewRow<'_>],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
     }
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO outbox (project_id, event_seq, template, lang, recipients, context, status, \
+             attempts, next_attempt_at, created_at) \
+             SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, r->>5, $1, 0, $2, $2 \
+             FROM json_array_elements($3::json) AS r"
+        }
+        _ => {
+            "INSERT INTO outbox (project_id, event_seq, template, lang, recipients, context, status, \
+             attempts, next_attempt_at, created_at) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+             json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+             ?1, 0, ?2, ?2 FROM json_each(?3)"
+        }
+    };
+    let encoded = Json::Array(
+        rows.iter()
+            .map(|row| {
+                json!([
+                    row.project_id,
+                    row.event_seq,
+                    row.template,
+                    row.addressee.lang,
+                    row.addressee.recipients,
+                    row.context
+                ])
+            })
+            .collect(),
+    )
+    .to_string();
+    let values: Vec<Value> = vec![PENDING.into(), normalize(now).into(), encoded.into()];
+    db.execute(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
     Ok(())
 }

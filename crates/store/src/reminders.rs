@@ -3,22 +3,24 @@
 //! due when) is the engine's; the pass that ties both together is the mailer's.
 //!
 //! Every function works on a page of rows in a few statements, whatever the page's size, so that a pass
-//! over a million deadlines costs what its due rows cost.
+//! over a million deadlines costs what its due rows cost. Their SQL text does not depend on the page
+//! either (lists travel as one JSON parameter, per-row statements are the same text each time): sqlx
+//! prepares each distinct text anew, and a page-sized statement would be prepared once per page.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{CaseStatement, Expr, OnConflict, Query};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
     Value,
 };
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::audit::normalize;
-use crate::entities::{deadlines, outbox, projects, reminders_sent};
+use crate::entities::reminders_sent;
 use crate::error::{StoreError, StoreResult};
-use crate::outbox::PENDING;
+use crate::outbox::{self, Addressee, NewRow};
 
 /// A live deadline whose `next_check_at` has come, with what the scheduler needs of its project.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,26 +82,18 @@ pub async fn due_deadlines(
     let mut ids: Vec<i64> = rows.iter().map(|r| r.project_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut by_id: HashMap<i64, ProjectPart> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(1000) {
-        let select = Query::select()
-            .columns([
-                projects::Column::Id,
-                projects::Column::RegionCode,
-                projects::Column::WorkflowId,
-                projects::Column::WorkflowVersion,
-                projects::Column::State,
-            ])
-            .from(projects::Entity)
-            .and_where(projects::Column::Id.is_in(chunk.iter().copied()))
-            .to_owned();
-        for project in ProjectPart::find_by_statement(backend.build(&select))
-            .all(db)
-            .await?
-        {
-            by_id.insert(project.id, project);
-        }
-    }
+    let sql = format!(
+        "SELECT id, region_code, workflow_id, workflow_version, state FROM projects WHERE id {}",
+        in_id_list(backend, 1)
+    );
+    let by_id: HashMap<i64, ProjectPart> = ProjectPart::find_by_statement(
+        Statement::from_sql_and_values(backend, sql, [id_list(&ids)]),
+    )
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|project| (project.id, project))
+    .collect();
     rows.into_iter()
         .map(|row| {
             let project = by_id.get(&row.project_id).ok_or_else(|| {
@@ -149,59 +143,46 @@ pub struct ReminderKey {
     pub step: String,
 }
 
-/// Records the keys as sent (`INSERT … ON CONFLICT DO NOTHING`) and returns those that were not yet: only
-/// those may be mailed, in the same transaction. Keys are inserted in one order, so two replicas inserting
-/// overlapping pages wait for each other instead of deadlocking.
+/// Records the keys as sent (`INSERT … ON CONFLICT DO NOTHING`, one prepared statement per key) and says,
+/// in the order of `keys`, which were not recorded yet: only those may be mailed, in the same transaction.
+/// Keys are inserted in one order, so two replicas inserting overlapping pages wait for each other instead
+/// of deadlocking.
 pub async fn record_sent(
     db: &impl ConnectionTrait,
     keys: &[ReminderKey],
     now: DateTime<Utc>,
-) -> StoreResult<Vec<ReminderKey>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sorted: Vec<&ReminderKey> = keys.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    let mut insert = Query::insert();
-    insert.into_table(reminders_sent::Entity).columns([
-        reminders_sent::Column::ProjectId,
-        reminders_sent::Column::DeadlineKey,
-        reminders_sent::Column::DueAt,
-        reminders_sent::Column::Step,
-        reminders_sent::Column::SentAt,
-    ]);
-    let now = normalize(now);
-    for key in sorted {
-        insert.values_panic([
-            key.project_id.into(),
-            key.deadline_key.clone().into(),
-            normalize(key.due_at).into(),
-            key.step.clone().into(),
-            now.into(),
-        ]);
-    }
-    insert
-        .on_conflict(
-            OnConflict::columns([
-                reminders_sent::Column::ProjectId,
-                reminders_sent::Column::DeadlineKey,
-                reminders_sent::Column::DueAt,
-                reminders_sent::Column::Step,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .returning(Query::returning().columns([
-            reminders_sent::Column::ProjectId,
-            reminders_sent::Column::DeadlineKey,
-            reminders_sent::Column::DueAt,
-            reminders_sent::Column::Step,
-        ]));
+) -> StoreResult<Vec<bool>> {
     let backend = db.get_database_backend();
-    Ok(ReminderKey::find_by_statement(backend.build(&insert))
-        .all(db)
-        .await?)
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO reminders_sent (project_id, deadline_key, due_at, step, sent_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+        }
+        _ => {
+            "INSERT INTO reminders_sent (project_id, deadline_key, due_at, step, sent_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        }
+    };
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    let now = normalize(now);
+    let mut fresh = vec![false; keys.len()];
+    for i in order {
+        let key = &keys[i];
+        let values: [Value; 5] = [
+            key.project_id.into(),
+            key.deadline_key.as_str().into(),
+            normalize(key.due_at).into(),
+            key.step.as_str().into(),
+            now.into(),
+        ];
+        fresh[i] = db
+            .execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+            .rows_affected()
+            == 1;
+    }
+    Ok(fresh)
 }
 
 /// Which of the keys are recorded already (for a dry run, which writes nothing).
@@ -247,112 +228,92 @@ pub struct NewMail {
 
 /// A region (none for programme-wide mails) and sorted workflow roles.
 type Audience = (Option<String>, Vec<String>);
-/// `(lang, [{email, name}])` per recipient language.
-type ByLang = Vec<(String, Json)>;
 
 /// Accounts reached by (region, roles), looked up once per combination and kept for a pass.
 #[derive(Debug, Default)]
 pub struct RecipientCache {
-    by_audience: HashMap<Audience, ByLang>,
+    index: HashMap<Audience, usize>,
+    /// One addressee per account, like [`crate::outbox::enqueue`], per audience.
+    lists: Vec<Vec<Addressee>>,
 }
 
 impl RecipientCache {
-    /// The recipients grouped by language, as `[{email, name}]` lists, like [`crate::outbox::enqueue`].
+    /// Where the audience's addressees are in `lists`.
     async fn resolve(
         &mut self,
         db: &impl ConnectionTrait,
         region_code: Option<&str>,
         roles: &[String],
-    ) -> StoreResult<&[(String, Json)]> {
+    ) -> StoreResult<usize> {
         let mut roles = roles.to_vec();
         roles.sort();
         let audience = (region_code.map(str::to_owned), roles);
-        if !self.by_audience.contains_key(&audience) {
-            // No region reaches no council: a programme-wide mail goes to officers only.
-            let users =
-                crate::projects::recipients(db, region_code.unwrap_or(""), &audience.1).await?;
-            let mut by_lang: BTreeMap<String, Vec<Json>> = BTreeMap::new();
-            for user in users {
-                by_lang
-                    .entry(user.lang)
-                    .or_default()
-                    .push(json!({ "email": user.email, "name": user.name }));
-            }
-            let grouped = by_lang
-                .into_iter()
-                .map(|(lang, list)| (lang, Json::Array(list)))
-                .collect();
-            self.by_audience.insert(audience.clone(), grouped);
+        if let Some(found) = self.index.get(&audience) {
+            return Ok(*found);
         }
-        Ok(&self.by_audience[&audience])
+        // No region reaches no council: a programme-wide mail goes to officers only.
+        let users = crate::projects::recipients(db, region_code.unwrap_or(""), &audience.1).await?;
+        self.lists.push(outbox::addressees(&users));
+        self.index.insert(audience, self.lists.len() - 1);
+        Ok(self.lists.len() - 1)
     }
 }
 
-/// Queues the mails, one outbox row per recipient language, in one `INSERT` per page. Returns the number
-/// of rows written (a mail whose roles no account holds writes none).
+/// Queues the mails, one outbox row per recipient, in one statement. Returns the number of rows written
+/// (a mail whose roles no account holds writes none).
 pub async fn enqueue_many(
     db: &impl ConnectionTrait,
     cache: &mut RecipientCache,
     mails: &[NewMail],
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
-    let now = normalize(now);
-    let mut rows = Vec::new();
+    let mut audiences = Vec::with_capacity(mails.len());
     for mail in mails {
-        let context = mail.context.to_string();
-        for (lang, recipients) in cache
-            .resolve(db, mail.region_code.as_deref(), &mail.roles)
-            .await?
-        {
-            rows.push(outbox::ActiveModel {
-                id: sea_orm::ActiveValue::NotSet,
-                project_id: sea_orm::Set(mail.project_id),
-                event_seq: sea_orm::Set(None),
-                template: sea_orm::Set(mail.template.clone()),
-                lang: sea_orm::Set(lang.clone()),
-                recipients: sea_orm::Set(recipients.to_string()),
-                context: sea_orm::Set(context.clone()),
-                status: sea_orm::Set(PENDING.into()),
-                attempts: sea_orm::Set(0),
-                next_attempt_at: sea_orm::Set(now),
-                lease_until: sea_orm::Set(None),
-                leased_by: sea_orm::Set(None),
-                last_error: sea_orm::Set(None),
-                created_at: sea_orm::Set(now),
-                sent_at: sea_orm::Set(None),
-            });
-        }
+        audiences.push(
+            cache
+                .resolve(db, mail.region_code.as_deref(), &mail.roles)
+                .await?,
+        );
     }
-    let written = rows.len();
-    // Bounded statements: SQLite and PostgreSQL cap the number of bound values.
-    for chunk in rows.chunks(1000) {
-        outbox::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(written)
+    let contexts: Vec<String> = mails.iter().map(|m| m.context.to_string()).collect();
+    let rows: Vec<NewRow> = mails
+        .iter()
+        .zip(&contexts)
+        .zip(audiences)
+        .flat_map(|((mail, context), audience)| {
+            cache.lists[audience].iter().map(move |addressee| NewRow {
+                project_id: mail.project_id,
+                event_seq: None,
+                template: &mail.template,
+                addressee,
+                context,
+            })
+        })
+        .collect();
+    outbox::insert(db, &rows, now).await?;
+    Ok(rows.len())
 }
 
-/// Sets each deadline's next look (`None`: no step remains, the index forgets it), up to a thousand per
-/// statement: `UPDATE … SET next_check_at = CASE id WHEN … END WHERE id IN (…)`.
+/// Sets each deadline's next look (`None`: no step remains, the index forgets it): one `UPDATE` per
+/// distinct instant, since the deadlines of a page mostly share a few.
 pub async fn set_next_checks(
     db: &impl ConnectionTrait,
     next: &[(i64, Option<DateTime<Utc>>)],
 ) -> StoreResult<()> {
-    for chunk in next.chunks(1000) {
-        let mut case = CaseStatement::new();
-        for (id, at) in chunk {
-            case = case.case(
-                Expr::col(deadlines::Column::Id).eq(*id),
-                Expr::val(at.map(normalize)),
-            );
-        }
-        let update = Query::update()
-            .table(deadlines::Entity)
-            .value(deadlines::Column::NextCheckAt, Expr::expr(case))
-            .and_where(deadlines::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
-            .to_owned();
-        db.execute(db.get_database_backend().build(&update)).await?;
+    let mut by_instant: BTreeMap<Option<DateTime<Utc>>, Vec<i64>> = BTreeMap::new();
+    for (id, at) in next {
+        by_instant.entry(at.map(normalize)).or_default().push(*id);
+    }
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "UPDATE deadlines SET next_check_at = {} WHERE id {}",
+        placeholder(backend, 1),
+        in_id_list(backend, 2)
+    );
+    for (at, ids) in by_instant {
+        let values: [Value; 2] = [at.into(), id_list(&ids)];
+        db.execute(Statement::from_sql_and_values(backend, &sql, values))
+            .await?;
     }
     Ok(())
 }
@@ -423,4 +384,25 @@ pub async fn carry_sent(
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
+
+/// `IN (…)` over the integers of parameter `n`, a JSON list ([`id_list`]): one SQL text for any length.
+fn in_id_list(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => {
+            format!("IN (SELECT value::bigint FROM json_array_elements_text(${n}::json))")
+        }
+        _ => format!("IN (SELECT value FROM json_each(?{n}))"),
+    }
+}
+
+fn id_list(ids: &[i64]) -> Value {
+    Json::from(ids).to_string().into()
 }

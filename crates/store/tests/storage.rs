@@ -12,7 +12,7 @@ use incubator_engine::FireRequest;
 use incubator_store::cohorts::{AssignCohort, CreateCohort};
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::FireTransition;
-use incubator_store::{StoreError, audit, events, projects, transfer};
+use incubator_store::{Store, StoreError, audit, events, projects, transfer};
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use serde_json::json;
 

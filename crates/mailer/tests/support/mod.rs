@@ -19,6 +19,7 @@ use incubator_store::{Store, projects};
 use crate::common::{TestDb, deploy_anssi};
 
 mod smtp;
+#[allow(unused_imports)] // Not every test binary delivers mail.
 pub use smtp::*;
 
 const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates/email");
