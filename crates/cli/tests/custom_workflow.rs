@@ -3,14 +3,16 @@
 //! templates, the service starts on them, and a pathway moves over real HTTP with its mails rendered in the
 //! Parcours' own words.
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use support::{Service, add_user};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -76,46 +78,17 @@ fn the_templates_render_every_sample_in_the_parcours_voice() {
     }
 }
 
-/// Kills the service however the test ends.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn add_user(data: &Path, (email, password): (&str, &str), name: &str, role: &str) {
+/// The program with the test's data folder, and never a database or SMTP server of the environment's.
+fn in_folder(data: &Path) -> Command {
     let mut command = incubator();
-    command.arg("--data-dir").arg(data).args([
-        "user",
-        "add",
-        "--email",
-        email,
-        "--name",
-        name,
-        "--role",
-        role,
-        "--password-stdin",
-    ]);
-    if role == "council" {
-        command.args(["--region", REGION]);
-    }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run incubator user add");
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait().unwrap().success(), "user add {email}");
+    command.arg("--data-dir").arg(data);
+    command
 }
 
-/// Starts `incubator serve` on the example's folders and returns the address it prints.
-fn serve(data: &Path) -> (Service, String) {
-    let mut child = incubator()
-        .arg("--data-dir")
-        .arg(data)
+/// Starts `incubator serve` on the example's folders.
+fn serve(data: &Path) -> Service {
+    let mut command = in_folder(data);
+    command
         .args(["serve", "--bind", "127.0.0.1:0", "--workflows"])
         .arg(Path::new(EXAMPLE).join("workflows"))
         .arg("--templates")
@@ -125,22 +98,8 @@ fn serve(data: &Path) -> (Service, String) {
             format!("Parcours de cybersécurité <{PARCOURS_SENDER}>"),
         )
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start incubator serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let service = Service(child);
-    let mut printed = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        if let Some(rest) = line.strip_prefix("csirt-incubator is listening on ") {
-            return (service, rest.trim_end_matches('/').to_owned());
-        }
-        printed.push_str(&line);
-        printed.push('\n');
-    }
-    panic!("the service never said where it listens:\n{printed}");
+        .stderr(Stdio::null());
+    Service::start(command)
 }
 
 /// One signed-in account talking to the API.
@@ -242,9 +201,10 @@ fn unmet_codes(problem: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pathway_moves_over_http_with_mails_in_its_own_words() {
     let data = tempfile::tempdir().unwrap();
-    add_user(data.path(), OFFICER, "Chargée de mission", "officer");
-    add_user(data.path(), COUNCIL, "RSSI de la Région", "council");
-    let (service, base) = serve(data.path());
+    add_user(in_folder(data.path()), OFFICER, "officer", None);
+    add_user(in_folder(data.path()), COUNCIL, "council", Some(REGION));
+    let service = serve(data.path());
+    let base = service.url.clone();
     let officer = Api::sign_in(&base, OFFICER).await;
     let council = Api::sign_in(&base, COUNCIL).await;
 

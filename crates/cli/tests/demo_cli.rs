@@ -1,29 +1,21 @@
 //! The README's first command, as a newcomer runs it: `incubator serve --demo` on embedded defaults, then a
 //! scripted check signs in as the demo officer and finds all 18 regions at the stages the demo describes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 
 use incubator_demo::{DEFAULT_AS_OF, Programme, WORKFLOW_SOURCE};
 use incubator_engine::Workflow;
 use serde_json::{Value, json};
+use support::Service;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// Kills the service however the test ends.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `incubator serve --demo` in a fresh folder (its `./data` is the embedded default) and returns the
-/// address it prints, with everything else it printed before.
-fn serve_demo(cwd: &std::path::Path) -> (Service, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_incubator"))
+/// Starts `incubator serve --demo` in a fresh folder (its `./data` is the embedded default).
+fn serve_demo(cwd: &std::path::Path) -> Service {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_incubator"));
+    command
         .current_dir(cwd)
         .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
         .arg("--workflows")
@@ -33,32 +25,15 @@ fn serve_demo(cwd: &std::path::Path) -> (Service, String, String) {
         .env_remove("DATABASE_URL")
         .env_remove("SMTP_URL")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start incubator serve --demo");
-    let stdout = child.stdout.take().expect("stdout");
-    let service = Service(child);
-    let mut printed = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        printed.push_str(&line);
-        printed.push('\n');
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            return (
-                service,
-                rest.trim().trim_end_matches('/').to_owned(),
-                printed,
-            );
-        }
-    }
-    panic!("the service never said where it listens:\n{printed}");
+        .stderr(Stdio::null());
+    Service::start(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_demo_shows_every_region_at_its_demo_stage() {
     let cwd = tempfile::tempdir().unwrap();
-    let (service, url, printed) = serve_demo(cwd.path());
+    let service = serve_demo(cwd.path());
+    let (url, printed) = (&service.url, &service.printed);
     assert!(
         printed.contains("officer@demo.csirt-incubator.fr"),
         "demo accounts printed:\n{printed}"
@@ -118,7 +93,7 @@ async fn serve_demo_shows_every_region_at_its_demo_stage() {
 
     // Starting again on the same folder loads nothing twice.
     drop(service);
-    let (_again, _, printed) = serve_demo(cwd.path());
+    let printed = serve_demo(cwd.path()).printed.clone();
     assert!(
         printed.contains(": 0 step(s) applied"),
         "second start re-applied the demo:\n{printed}"

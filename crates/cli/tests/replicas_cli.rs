@@ -5,15 +5,17 @@
 //! (docs/mail.md: the same Message-ID, so receivers can drop it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{Service, add_user};
 use tokio::sync::Mutex;
+
+mod support;
 
 #[path = "../../mailer/tests/support/smtp.rs"]
 #[allow(dead_code)] // The mailer's tests use the rest of it.
@@ -26,18 +28,6 @@ const REGIONS: [&str; 8] = ["11", "24", "27", "28", "32", "44", "52", "53"];
 const KILL_AFTER: usize = 80;
 const TOTAL: usize = 200;
 
-struct Replica {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn incubator(database_url: &str, data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_incubator"));
     command
@@ -48,8 +38,9 @@ fn incubator(database_url: &str, data_dir: &Path) -> Command {
 }
 
 /// Starts one replica; mail settings make a dead replica's leased mails come back within seconds.
-fn start_replica(database_url: &str, data_dir: &Path, workflows: &Path, smtp_url: &str) -> Replica {
-    let mut child = incubator(database_url, data_dir)
+fn start_replica(database_url: &str, data_dir: &Path, workflows: &Path, smtp_url: &str) -> Service {
+    let mut command = incubator(database_url, data_dir);
+    command
         .args(["serve", "--bind", "127.0.0.1:0"])
         .arg("--workflows")
         .arg(workflows)
@@ -66,25 +57,9 @@ fn start_replica(database_url: &str, data_dir: &Path, workflows: &Path, smtp_url
         .env("INCUBATOR_MAIL__BACKOFF_BASE", "100ms")
         .env("INCUBATOR_MAIL__BACKOFF_CAP", "1s")
         .env("INCUBATOR_MAIL__SCHEDULER_INTERVAL", "1s")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start incubator serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the replica said where it listens")
-            .expect("read stdout");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().trim_end_matches('/').to_owned();
-        }
-    };
-    // Keep reading so that the replica never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Replica { child, url }
+        .env("RUST_LOG", "error")
+        .stderr(Stdio::inherit());
+    Service::start(command)
 }
 
 #[derive(Debug, Clone)]
@@ -134,19 +109,12 @@ async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
             s.spawn(|| start_replica(&database_url, data.path(), workflows.path(), &sink.url()));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let added = incubator(&database_url, data.path())
-        .args(["user", "add", "--email", OFFICER.0, "--name", "Officer"])
-        .args(["--role", "officer", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            writeln!(child.stdin.take().unwrap(), "{}", OFFICER.1)?;
-            child.wait()
-        })
-        .unwrap();
-    assert!(added.success());
+    add_user(
+        incubator(&database_url, data.path()),
+        OFFICER,
+        "officer",
+        None,
+    );
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -335,9 +303,7 @@ async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // SIGKILL: no graceful shutdown, requests and mail deliveries cut wherever they are.
-    let mut killed = a.take().unwrap();
-    killed.child.kill().unwrap();
-    killed.child.wait().unwrap();
+    a.take().unwrap().kill();
     a_alive.store(false, Ordering::SeqCst);
     for client in clients {
         client.await.expect("client task");
