@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use incubator_demo::{DEFAULT_AS_OF, Programme, WORKFLOW_SOURCE};
 use incubator_engine::Workflow;
 use serde_json::{Value, json};
-use support::Service;
+use support::{Service, ok_json};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -44,29 +44,13 @@ async fn serve_demo_shows_every_region_at_its_demo_stage() {
     );
 
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{url}/api/v1/auth/token"))
-        .json(&json!({ "email": "officer@demo.csirt-incubator.fr", "password": "demo-officer-csirt" }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token: Value = ok_json(http.post(format!("{url}/api/v1/auth/token")).json(
+        &json!({ "email": "officer@demo.csirt-incubator.fr", "password": "demo-officer-csirt" }),
+    ))
+    .await;
     let token = token["token"].as_str().unwrap();
-    let regions: Value = http
-        .get(format!("{url}/api/v1/regions"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let regions: Value =
+        ok_json(http.get(format!("{url}/api/v1/regions")).bearer_auth(token)).await;
     let regions = regions.as_array().unwrap();
     assert_eq!(regions.len(), 18);
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Service, add_user};
+use support::{Service, add_user, ok_json};
 use tokio::sync::Mutex;
 
 mod support;
@@ -139,18 +139,12 @@ async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
     let mut projects = Vec::new();
     for (i, region) in REGIONS.iter().enumerate() {
         let url = &urls[i % 2];
-        let project: Value = http
-            .post(format!("{url}/api/v1/projects"))
-            .header("authorization", &auth)
-            .json(&json!({"region_code": region, "workflow": "bench-loop"}))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let project: Value = ok_json(
+            http.post(format!("{url}/api/v1/projects"))
+                .header("authorization", &auth)
+                .json(&json!({"region_code": region, "workflow": "bench-loop"})),
+        )
+        .await;
         let id = project["id"].as_i64().unwrap();
         http.patch(format!("{}/api/v1/projects/{id}/fields", urls[(i + 1) % 2]))
             .header("authorization", &auth)
@@ -164,18 +158,12 @@ async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
     }
 
     // Evidence uploaded through one replica is served by the other.
-    let anssi: Value = http
-        .post(format!("{}/api/v1/projects", urls[0]))
-        .header("authorization", &auth)
-        .json(&json!({"region_code": "75", "workflow": "csirt-incubation"}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anssi: Value = ok_json(
+        http.post(format!("{}/api/v1/projects", urls[0]))
+            .header("authorization", &auth)
+            .json(&json!({"region_code": "75", "workflow": "csirt-incubation"})),
+    )
+    .await;
     let anssi_id = anssi["id"].as_i64().unwrap();
     for (i, transition) in ["express_interest", "open_identification"]
         .iter()

@@ -81,3 +81,16 @@ pub fn add_user(
     writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write the password");
     assert!(child.wait().expect("wait").success(), "user add {email}");
 }
+
+/// Sends `request` and returns its JSON body, failing the test on any error status.
+pub async fn ok_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
+        .send()
+        .await
+        .expect("send the request")
+        .error_for_status()
+        .expect("a success status")
+        .json()
+        .await
+        .expect("a JSON body")
+}
