@@ -20,6 +20,12 @@ pub fn milestone_key(state: &str, milestone: &str) -> String {
     format!("{state}.{milestone}")
 }
 
+/// Whether a deadline key is a milestone's. A milestone passing is the programme moving on, never a project
+/// being late: only a state's or a goal's deadline can be overdue.
+pub fn is_milestone_key(key: &str) -> bool {
+    key.contains('.')
+}
+
 impl Workflow {
     /// Decides what firing `req` does, or why it is refused. Checks, in order: the transition exists, it
     /// leaves the project's state, the actor holds an allowed role, and its guards hold (all unmet ones are

@@ -23,7 +23,7 @@ pub use definition::{
 };
 pub use duration::{CalendarDuration, DurationError, start_of_local_day};
 pub use error::{FieldError, LoadError, LoadErrors};
-pub use exec::milestone_key;
+pub use exec::{is_milestone_key, milestone_key};
 pub use locate::Location;
 pub use migration::{
     DeadlineChange, DueSide, LiveDeadline, MigrationPlan, MigrationRefused, RebasedReminders,

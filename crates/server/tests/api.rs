@@ -358,6 +358,14 @@ async fn drives_a_region_from_invited_to_operational(db: TestDb) {
     // Six months from the session's start, midnight in Paris.
     assert_eq!(deadline["due_at"], "2022-07-31T22:00:00Z");
     assert_eq!(deadline["overdue"], true);
+    // The session's kick-off, past too, is a milestone the programme passed: never late.
+    let kick_off = incubating["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["state"] == "incubation.kick_off")
+        .expect("kick-off milestone");
+    assert_eq!(kick_off["overdue"], false);
     expect_ok(app.fire(&officer, id, "complete_incubation", None).await).await;
 
     // Networking.

@@ -92,8 +92,8 @@ pub async fn read(db: &impl ConnectionTrait, now: DateTime<Utc>) -> StoreResult<
         .and_then(|r| r.oldest)
         .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
 
-    // Milestone keys contain a dot (`incubation.mid_term`, engine::milestone_key) and state ids cannot: a
-    // milestone passing is the programme moving on, not a region being late.
+    // engine::is_milestone_key, in SQL: milestone keys contain a dot (`incubation.mid_term`) and state ids
+    // cannot. A milestone passing is the programme moving on, not a region being late.
     let overdue = Query::select()
         .expr_as(Expr::col(deadlines::Column::Key), Alias::new("key"))
         .expr_as(Func::count(Expr::val(1)), Alias::new("n"))

@@ -187,7 +187,8 @@ pub async fn show(
     let (overdue, rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|d| d.overdue);
     let coming: Vec<DeadlineRow> = rest
         .into_iter()
-        .filter(|d| d.due_at <= now + Duration::days(COMING_DAYS))
+        // Milestones already passed are neither late nor coming.
+        .filter(|d| now <= d.due_at && d.due_at <= now + Duration::days(COMING_DAYS))
         .collect();
     let region_rows = regions
         .iter()

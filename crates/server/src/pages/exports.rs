@@ -87,7 +87,7 @@ pub async fn regions_csv(
             Some(project) => {
                 let rows = deadlines(region, lang, now);
                 let overdue = rows.iter().filter(|d| d.overdue).count();
-                let next = rows.iter().filter(|d| !d.overdue).min_by_key(|d| d.due_at);
+                let next = rows.iter().filter(|d| !d.passed).min_by_key(|d| d.due_at);
                 let forecast = forecast_view(project, lang);
                 row.extend([
                     project.workflow.id().to_owned(),

@@ -199,8 +199,11 @@ pub struct DeadlineRow {
     /// `YYYY-MM-DD` in the workflow's time zone.
     pub due: String,
     pub due_at: DateTime<Utc>,
+    /// Past due and not a milestone (a milestone passing is not lateness).
     pub overdue: bool,
-    /// Whole days late (overdue) or left.
+    /// Past its date: overdue, or a milestone the programme has passed.
+    pub passed: bool,
+    /// Whole days late (overdue), left, or since a milestone passed.
     pub days: i64,
 }
 
@@ -213,12 +216,8 @@ pub fn deadlines(region: &RegionStatus, lang: Lang, now: DateTime<Utc>) -> Vec<D
         .deadlines
         .iter()
         .map(|d| {
-            let overdue = d.due_at < now;
-            let days = if overdue {
-                (now - d.due_at).num_days()
-            } else {
-                (d.due_at - now).num_days()
-            };
+            let overdue = d.due_at < now && !incubator_engine::is_milestone_key(&d.key);
+            let days = (d.due_at - now).num_days().abs();
             DeadlineRow {
                 region_code: region.code.clone(),
                 region_name: region.name.clone(),
@@ -227,6 +226,7 @@ pub fn deadlines(region: &RegionStatus, lang: Lang, now: DateTime<Utc>) -> Vec<D
                 due: due_day(project, d.due_at).to_string(),
                 due_at: d.due_at,
                 overdue,
+                passed: d.due_at < now,
                 days,
             }
         })

@@ -122,7 +122,7 @@ pub async fn view_of(
         .map(|d| DeadlineView {
             state: d.key.clone(),
             due_at: d.due_at,
-            overdue: d.due_at < now,
+            overdue: d.due_at < now && !incubator_engine::is_milestone_key(&d.key),
         })
         .collect();
     let transitions = workflow
