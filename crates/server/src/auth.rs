@@ -33,9 +33,27 @@ pub enum AuthError {
 }
 
 /// OWASP's argon2id baseline: 19 MiB of memory, two passes, one lane.
+fn params() -> Params {
+    Params::new(19_456, 2, 1, None).unwrap_or_default()
+}
+
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+}
+
+/// Whether a stored hash was made with another algorithm or weaker parameters than today's: such a hash is
+/// replaced the next time its owner signs in, the only moment the password is known.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let current = params();
+    let weaker = Params::try_from(&hash).map_or(true, |p| {
+        p.m_cost() < current.m_cost()
+            || p.t_cost() < current.t_cost()
+            || p.p_cost() < current.p_cost()
+    });
+    hash.algorithm != Algorithm::Argon2id.ident() || weaker
 }
 
 /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) for the password, with a random salt.
@@ -82,12 +100,20 @@ pub async fn check_credentials(
         || state.dummy_hash().to_owned(),
         |u| u.password_hash.clone(),
     );
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let stored = hash.clone();
+    let (matches, rehashed) = tokio::task::spawn_blocking(move || {
+        let matches = verify_password(&password, &hash);
+        let rehashed = (matches && needs_rehash(&hash)).then(|| hash_password(&password));
+        (matches, rehashed)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     match user {
         Some(user) if matches && !user.disabled => {
             state.throttle().succeeded(&email, ip);
+            if let Some(rehashed) = rehashed {
+                upgrade_hash(state, &user, &stored, rehashed).await;
+            }
             Ok(user)
         }
         _ => {
@@ -96,6 +122,29 @@ pub async fn check_credentials(
             tracing::warn!(%ip, "login refused");
             Err(ApiError::BadCredentials)
         }
+    }
+}
+
+/// A failed upgrade costs nothing but waiting for the next sign-in: the sign-in itself goes on.
+async fn upgrade_hash(
+    state: &AppState,
+    user: &users::Model,
+    old: &str,
+    new: Result<String, AuthError>,
+) {
+    let upgraded = match new {
+        Ok(new) => users_repo::upgrade_password_hash(state.store().db(), user.id, old, &new)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match upgraded {
+        Ok(true) => tracing::info!(
+            user_id = user.id,
+            "password hash upgraded to current parameters"
+        ),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(user_id = user.id, %error, "password hash upgrade failed"),
     }
 }
 

@@ -1771,7 +1771,51 @@ async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
     assert!(new >= old, "{resumed}");
 }
 
+/// A hash stored with weaker parameters than today's (by an older release) is replaced at the owner's next
+/// sign-in, without signing them out anywhere.
+async fn weaker_password_hashes_are_upgraded_at_sign_in(db: TestDb) {
+    use argon2::password_hash::PasswordHasher;
+    use argon2::{Algorithm, Argon2, Params, Version};
+    use incubator_server::auth::needs_rehash;
+
+    let app = common::spawn(db).await;
+    let officer = app.account("weak@anssi.example", "officer", None).await;
+    let current = incubator_store::account_admin::find(app.store.db(), officer.id)
+        .await
+        .unwrap()
+        .password_hash;
+    assert!(!needs_rehash(&current), "{current}");
+    let weak = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(8_192, 1, 1, None).unwrap(),
+    )
+    .hash_password(common::PASSWORD.as_bytes())
+    .unwrap()
+    .to_string();
+    assert!(needs_rehash(&weak));
+    assert!(
+        incubator_store::users::upgrade_password_hash(app.store.db(), officer.id, &current, &weak)
+            .await
+            .unwrap()
+    );
+
+    app.login("weak@anssi.example", common::PASSWORD).await;
+    let stored = incubator_store::account_admin::find(app.store.db(), officer.id)
+        .await
+        .unwrap()
+        .password_hash;
+    assert_ne!(stored, weak);
+    assert!(stored.contains("m=19456,t=2,p=1"), "{stored}");
+    assert!(!needs_rehash(&stored));
+    // The same password still signs in, and the token issued before the upgrade still works.
+    app.login("weak@anssi.example", common::PASSWORD).await;
+    assert_eq!(app.get(&officer, "/api/v1/me").await.status(), 200);
+    app.stop().await;
+}
+
 both_backends!(
+    weaker_password_hashes_are_upgraded_at_sign_in,
     workflow_versions_migrations_and_paused_clocks,
     outbox_for_admins,
     drives_a_region_from_invited_to_operational,

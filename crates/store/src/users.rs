@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    sea_query::Expr,
 };
 
 use crate::audit::normalize;
@@ -88,6 +89,24 @@ pub async fn find_by_email(
         .filter(users::Column::Email.eq(email.trim().to_lowercase()))
         .one(db)
         .await?)
+}
+
+/// Replaces a password hash made with weaker parameters by one of the current strength, at sign-in: only if
+/// the stored hash is still `old` (a password changed meanwhile wins), and sessions and tokens stay, since
+/// the password itself did not change. Whether it was replaced.
+pub async fn upgrade_password_hash(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    old: &str,
+    new: &str,
+) -> StoreResult<bool> {
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(new))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::PasswordHash.eq(old))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> StoreResult<Vec<users::Model>> {
