@@ -1,28 +1,16 @@
 //! The database commands of `incubator`, run as a person would: migrate, audit verify (clean, then
 //! tampered), export and import into an empty database.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use chrono::Utc;
 use incubator_engine::{Actor, FireRequest};
 use incubator_store::projects::{CreateProject, FireTransition};
 use incubator_store::{DbConfig, Store};
 use sea_orm::ConnectionTrait;
-
-fn incubator(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_incubator"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run incubator")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{incubator, text};
 
 /// A SQLite programme with two projects and a few events, written through the store.
 async fn programme(data_dir: &Path) -> Store {

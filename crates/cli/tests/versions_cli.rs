@@ -1,27 +1,15 @@
 //! `incubator workflow deploy` and `incubator workflow migrate`, run as an administrator would, on a SQLite
 //! programme: deploy versions 1 and 2, refuse a changed file, migrate with a dry run then for real.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use chrono::Utc;
 use incubator_engine::Actor;
 use incubator_store::projects::CreateProject;
 use incubator_store::{DbConfig, Store, projects};
-
-fn incubator(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_incubator"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run incubator")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{incubator, text};
 
 fn workspace(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

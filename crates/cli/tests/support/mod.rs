@@ -4,7 +4,8 @@
 #![allow(dead_code)] // Each test binary uses its own part of the helpers.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
 /// An `incubator serve` process, killed however the test ends.
 pub struct Service {
@@ -93,4 +94,20 @@ pub async fn ok_json(request: reqwest::RequestBuilder) -> serde_json::Value {
         .json()
         .await
         .expect("a JSON body")
+}
+
+/// Runs `incubator ARGS --data-dir DATA_DIR` on the embedded SQLite file there, never a database of the
+/// environment's, and returns what it printed.
+pub fn incubator(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_incubator"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run incubator")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
