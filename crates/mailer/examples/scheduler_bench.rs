@@ -1,7 +1,7 @@
 //! A scheduler pass over many pending deadlines (1% due) on SQLite, next to the raw floor measured in the
 //! same run: a bare indexed select of the due rows plus one `INSERT … ON CONFLICT DO NOTHING` per due row,
 //! in one transaction. A third measure adds to the floor the one write every pass must make and the floor
-//! does not: moving each due deadline's `next_check_at`.
+//! does not: moving each due deadline's next look in the `deadline_checks` queue.
 //!
 //! `cargo run --release -p incubator-mailer --example scheduler_bench -- 100000 1000000`
 //!
@@ -117,19 +117,18 @@ async fn fill(store: &Store, n: usize, now: DateTime<Utc>) -> anyhow::Result<usi
             "INSERT INTO projects (id, region_code, workflow_id, workflow_version, state, state_entered_at, facts, \
              version, last_event_hash, last_event_seq, created_at, updated_at) VALUES ",
         );
-        let mut deadlines = String::from(
-            "INSERT INTO deadlines (project_id, key, due_at, next_check_at, set_at) VALUES ",
-        );
+        let mut deadlines =
+            String::from("INSERT INTO deadlines (project_id, key, due_at, set_at) VALUES ");
         let mut values: Vec<Value> = Vec::new();
         let mut deadline_values: Vec<Value> = Vec::new();
         for i in chunk_start..end {
             let id = i as i64 + 1;
             let is_due = i % 100 == 0;
             due += usize::from(is_due);
-            let (due_at, next_check) = if is_due {
-                (now + TimeDelta::days(5), now - TimeDelta::hours(1))
+            let due_at = if is_due {
+                now + TimeDelta::days(5)
             } else {
-                (now + TimeDelta::days(365), now + TimeDelta::days(330))
+                now + TimeDelta::days(365)
             };
             if i > chunk_start {
                 projects.push(',');
@@ -143,26 +142,35 @@ async fn fill(store: &Store, n: usize, now: DateTime<Utc>) -> anyhow::Result<usi
                 now.into(),
                 now.into(),
             ]);
-            deadlines.push_str("(?, 'invited', ?, ?, ?)");
-            deadline_values.extend([id.into(), due_at.into(), next_check.into(), now.into()]);
+            deadlines.push_str("(?, 'invited', ?, ?)");
+            deadline_values.extend([id.into(), due_at.into(), now.into()]);
         }
         txn.execute(stmt(&projects, values)).await?;
         txn.execute(stmt(&deadlines, deadline_values)).await?;
     }
+    txn.execute(stmt(
+        "INSERT INTO deadline_checks (next_check_at, deadline_id) SELECT ?, id FROM deadlines \
+         WHERE (project_id - 1) % 100 <> 0",
+        vec![(now + TimeDelta::days(330)).into()],
+    ))
+    .await?;
     txn.commit().await?;
+    queue_due(store, now).await?;
     db.execute_unprepared("ANALYZE").await?;
     Ok(due)
 }
 
-/// The floor: the due rows through the index, then one insert per row, in one transaction. With
-/// `move_checks`, also what no pass can skip and the floor leaves out: each due deadline's `next_check_at`
-/// moved (one grouped `UPDATE`, as the pass does), which rewrites the table page of every due row.
+/// The floor: the due rows through the queue's index, then one insert per row, in one transaction. With
+/// `move_checks`, also what no pass can skip and the floor leaves out: each due deadline's next look moved
+/// in the queue (the due rows taken off its head, one grouped `INSERT` at their next instant, as the pass
+/// does).
 async fn floor(store: &Store, now: DateTime<Utc>, move_checks: bool) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let txn = store.db().begin().await?;
     let rows = txn
         .query_all(stmt(
-            "SELECT id, project_id, key, due_at FROM deadlines WHERE next_check_at <= ? AND cleared_at IS NULL",
+            "SELECT d.id, d.project_id, d.key, d.due_at FROM deadline_checks c \
+             JOIN deadlines d ON d.id = c.deadline_id WHERE c.next_check_at <= ? AND d.cleared_at IS NULL",
             vec![now.into()],
         ))
         .await?;
@@ -181,7 +189,13 @@ async fn floor(store: &Store, now: DateTime<Utc>, move_checks: bool) -> anyhow::
     }
     if move_checks {
         txn.execute(stmt(
-            "UPDATE deadlines SET next_check_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM deadline_checks WHERE next_check_at <= ?",
+            vec![now.into()],
+        ))
+        .await?;
+        txn.execute(stmt(
+            "INSERT INTO deadline_checks (next_check_at, deadline_id) \
+             SELECT ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
             vec![
                 (now + TimeDelta::days(5)).into(),
                 serde_json::to_string(&ids)?.into(),
@@ -191,11 +205,14 @@ async fn floor(store: &Store, now: DateTime<Utc>, move_checks: bool) -> anyhow::
     }
     txn.commit().await?;
     let elapsed = started.elapsed();
-    // Leave the table as the pass expects it.
+    // Leave the tables as the pass expects them.
     store
         .db()
         .execute_unprepared("DELETE FROM reminders_sent")
         .await?;
+    if move_checks {
+        queue_due(store, now).await?;
+    }
     Ok(elapsed)
 }
 
@@ -204,11 +221,25 @@ async fn undo(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()> {
     let db = store.db();
     db.execute_unprepared("DELETE FROM reminders_sent").await?;
     db.execute_unprepared("DELETE FROM outbox").await?;
-    db.execute(stmt(
-        "UPDATE deadlines SET next_check_at = ? WHERE (id - 1) % 100 = 0",
+    queue_due(store, now).await
+}
+
+/// The due 1%: each deadline's one look queued an hour before `now`, whatever a pass queued for it.
+async fn queue_due(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let txn = store.db().begin().await?;
+    txn.execute(stmt(
+        "DELETE FROM deadline_checks WHERE next_check_at < ? \
+         AND deadline_id IN (SELECT id FROM deadlines WHERE (project_id - 1) % 100 = 0)",
+        vec![(now + TimeDelta::days(300)).into()],
+    ))
+    .await?;
+    txn.execute(stmt(
+        "INSERT INTO deadline_checks (next_check_at, deadline_id) SELECT ?, id FROM deadlines \
+         WHERE (project_id - 1) % 100 = 0",
         vec![(now - TimeDelta::hours(1)).into()],
     ))
     .await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -2,11 +2,11 @@
 //! says which steps are due; each step's unique key (project, deadline, due time, step) is recorded with
 //! `ON CONFLICT DO NOTHING`, and only a newly recorded key queues mails, in the same transaction. So a step
 //! goes out once however often the pass runs, on however many replicas, across restarts. The deadline's
-//! `next_check_at` then moves to its next step's send time (or NULL when none remains), so a pass reads
-//! only due rows, page by page, through the index.
+//! row in the `deadline_checks` queue then moves to its next step's send time (or leaves the queue when
+//! none remains), so a pass reads only due rows, page by page, from the head of the queue.
 //!
-//! Leaving a state clears its deadline (`cleared_at`, `next_check_at` NULL, in the transition's
-//! transaction), which is how its pending reminders are cancelled.
+//! Leaving a state clears its deadline (`cleared_at`, in the transition's transaction), which is how its
+//! pending reminders are cancelled: the pass that reaches its queued look finds it cleared and drops it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ pub struct PlannedReminder {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct PassReport {
     pub dry_run: bool,
-    /// Due deadlines looked at.
+    /// Due deadlines looked at (running ones: a queued look at a cleared or paused one is only dropped).
     pub examined: usize,
     /// Reminder steps recorded now (each queues its mails).
     pub reminders: usize,
@@ -160,7 +160,11 @@ impl Scheduler {
         recipients: &mut RecipientCache,
         seen: &mut impl FnMut(&PlannedReminder),
     ) -> MailResult<Option<PageOutcome>> {
-        let txn = self.store.db().begin().await?;
+        let txn = if dry_run {
+            self.store.db().begin().await?
+        } else {
+            incubator_store::db::begin_write(self.store.db()).await?
+        };
         let due = reminders::due_deadlines(&txn, now, after, PAGE, !dry_run).await?;
         let Some(last) = due.last() else {
             txn.commit().await?;
@@ -181,9 +185,10 @@ impl Scheduler {
             };
             let plan = workflow
                 .reminder_plan(&deadline.key)
-                .filter(|_| deadline.paused_at.is_none());
+                .filter(|_| deadline.running);
             let Some(plan) = plan else {
-                // No plan (a milestone) or paused: nothing to send until the deadline is set again.
+                // No plan (a milestone), cleared or paused: nothing to send until the deadline is set,
+                // moved or resumed again, which queues its next look.
                 next_checks.push((deadline.id, None));
                 continue;
             };
@@ -194,7 +199,7 @@ impl Scheduler {
         }
         let keys: Vec<ReminderKey> = planned.iter().map(|(k, _, _)| k.clone()).collect();
         let mut outcome = PageOutcome {
-            examined: due.len(),
+            examined: due.iter().filter(|d| d.running).count(),
             cursor,
             ..PageOutcome::default()
         };
@@ -228,7 +233,7 @@ impl Scheduler {
             txn.rollback().await?;
         } else {
             outcome.mails = reminders::enqueue_many(&txn, recipients, &mails, now).await?;
-            reminders::set_next_checks(&txn, &next_checks).await?;
+            reminders::set_next_checks(&txn, &due, &next_checks).await?;
             txn.commit().await?;
         }
         Ok(Some(outcome))
@@ -256,7 +261,11 @@ impl Scheduler {
             due_at: local_instant(monday, NaiveTime::MIN),
             step: label.clone(),
         };
-        let txn = self.store.db().begin().await?;
+        let txn = if dry_run {
+            self.store.db().begin().await?
+        } else {
+            incubator_store::db::begin_write(self.store.db()).await?
+        };
         if dry_run {
             let sent = !reminders::already_sent(&txn, std::slice::from_ref(&key))
                 .await?

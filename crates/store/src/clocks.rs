@@ -119,10 +119,6 @@ impl UnitOfWork for PauseDeadline {
         let version = bump(txn, &project, seq, &hash, |u| u).await?;
         deadlines::Entity::update_many()
             .col_expr(deadlines::Column::PausedAt, Expr::value(Some(now)))
-            .col_expr(
-                deadlines::Column::NextCheckAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
             .filter(deadlines::Column::Id.eq(deadline.id))
             .exec(txn)
             .await?;

@@ -4,9 +4,7 @@
 
 use std::fmt;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
@@ -152,15 +150,9 @@ async fn run_batch(
     batch: &mut [Box<dyn Job>],
     isolation: Isolation,
 ) -> Result<Ran, String> {
-    let txn = db.begin().await.map_err(|e| e.to_string())?;
-    if txn.get_database_backend() == DbBackend::Sqlite {
-        // SQLite's BEGIN is deferred: a transaction that reads first and writes later fails at once
-        // ("database is locked", no busy wait) if another connection wrote in between. A write that
-        // matches nothing takes the write lock up front, waiting out the busy timeout instead.
-        txn.execute_unprepared("UPDATE projects SET id = id WHERE 0")
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    let txn = crate::db::begin_write(db)
+        .await
+        .map_err(|e| e.to_string())?;
     let lone = batch.len() == 1;
     for job in batch.iter_mut() {
         match isolation {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use incubator_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, TransactionTrait,
 };
 
 use crate::error::{StoreError, StoreResult};
@@ -88,6 +88,18 @@ pub async fn connect(url: &str, config: &DbConfig) -> StoreResult<DatabaseConnec
             .create_if_missing(true)
     });
     Ok(Database::connect(options).await?)
+}
+
+/// Begins a transaction that will write. SQLite's BEGIN is deferred: a transaction that reads first and
+/// writes later fails at once ("database is locked", no busy wait) if another connection wrote in between.
+/// A write that matches nothing takes the write lock up front, waiting out the busy timeout instead.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("UPDATE projects SET id = id WHERE 0")
+            .await?;
+    }
+    Ok(txn)
 }
 
 /// Applies pending migrations, refusing a database whose schema is newer than this binary knows.

@@ -276,10 +276,6 @@ pub(crate) async fn apply(
     if !decision.clear_deadlines.is_empty() {
         deadlines::Entity::update_many()
             .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(at)))
-            .col_expr(
-                deadlines::Column::NextCheckAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
             .filter(deadlines::Column::ProjectId.eq(project.id))
             .filter(
                 deadlines::Column::Key.is_in(decision.clear_deadlines.iter().map(String::as_str)),
@@ -370,8 +366,6 @@ pub(crate) async fn set_deadline(
         project_id: Set(project_id),
         key: Set(key.to_owned()),
         due_at: Set(due_at),
-        // The scheduler looks at a new deadline at once and plans its next look itself.
-        next_check_at: Set(Some(now)),
         set_at: Set(now),
         cleared_at: Set(None),
         paused_at: Set(None),
@@ -380,7 +374,6 @@ pub(crate) async fn set_deadline(
         OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
             .update_columns([
                 deadlines::Column::DueAt,
-                deadlines::Column::NextCheckAt,
                 deadlines::Column::SetAt,
                 deadlines::Column::ClearedAt,
                 deadlines::Column::PausedAt,
@@ -389,7 +382,8 @@ pub(crate) async fn set_deadline(
     )
     .exec_without_returning(txn)
     .await?;
-    Ok(())
+    // The scheduler looks at a new deadline at once and plans its next look itself.
+    crate::reminders::look_at(txn, project_id, key, now).await
 }
 
 /// Accounts an email addressed to workflow roles reaches: the region's council accounts for `council`,

@@ -7,9 +7,9 @@
 //! either (lists travel as one JSON parameter, per-row statements are the same text each time): sqlx
 //! prepares each distinct text anew, and a page-sized statement would be prepared once per page.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
@@ -22,28 +22,32 @@ use crate::entities::reminders_sent;
 use crate::error::{StoreError, StoreResult};
 use crate::outbox::{self, Addressee, NewRow};
 
-/// A live deadline whose `next_check_at` has come, with what the scheduler needs of its project.
+/// A deadline whose look has come (a row of the `deadline_checks` queue at or before the pass's `now`), with
+/// what the scheduler needs of its project. The queue is never searched by deadline, so a deadline cleared,
+/// paused or moved since its row was queued still comes up: `running` says whether to plan it at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueDeadline {
     pub id: i64,
     pub project_id: i64,
     pub key: String,
     pub due_at: DateTime<Utc>,
+    /// The queue row's instant: with `id`, where a page ends and which row a pass takes off the queue.
     pub next_check_at: DateTime<Utc>,
-    pub paused_at: Option<DateTime<Utc>>,
+    /// Neither cleared nor paused: only a running deadline is planned; the others wait to be set, moved or
+    /// resumed again, which queues a new look.
+    pub running: bool,
     pub region_code: String,
     pub workflow_id: String,
     pub workflow_version: i32,
-    pub state: String,
 }
 
 /// Where a page of due deadlines ended: the next page starts after it.
 pub type PageCursor = (DateTime<Utc>, i64);
 
-/// Up to `limit` live deadlines with `next_check_at <= now`, in `(next_check_at, id)` order after `after`,
-/// through the `next_check_at` index. With `lock` on PostgreSQL the rows are locked for the caller's
-/// transaction and rows another replica holds are skipped, so replicas share the work instead of
-/// repeating it (the unique key of `reminders_sent` is what guarantees once, not the lock).
+/// Up to `limit` rows of the `deadline_checks` queue at or before `now`, in `(next_check_at, deadline_id)`
+/// order after `after`, with their deadlines and projects. With `lock` on PostgreSQL the queue rows are
+/// locked for the caller's transaction and rows another replica holds are skipped, so replicas share the
+/// work instead of repeating it (the unique key of `reminders_sent` is what guarantees once, not the lock).
 pub async fn due_deadlines(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -55,18 +59,25 @@ pub async fn due_deadlines(
     let (p, lock_clause) = match backend {
         DbBackend::Postgres => (
             ["$1", "$2", "$3", "$4", "$5"],
-            if lock { " FOR UPDATE SKIP LOCKED" } else { "" },
+            if lock {
+                " FOR UPDATE OF c SKIP LOCKED"
+            } else {
+                ""
+            },
         ),
         _ => (["?", "?", "?", "?", "?"], ""),
     };
     let (cursor_at, cursor_id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, i64::MIN));
-    // Deadlines alone, so that the plan is the `next_check_at` index whatever the planner thinks of the join;
-    // their projects are read by primary key below.
+    // The queue's primary key is the order asked for, so the plan reads the head of one B-tree and looks
+    // each deadline and project up by its key.
     let sql = format!(
-        "SELECT id, project_id, key, due_at, next_check_at, paused_at FROM deadlines \
-         WHERE next_check_at <= {} AND cleared_at IS NULL \
-         AND (next_check_at > {} OR (next_check_at = {} AND id > {})) \
-         ORDER BY next_check_at, id LIMIT {}{lock_clause}",
+        "SELECT c.next_check_at, d.id, d.project_id, d.key, d.due_at, \
+         (d.cleared_at IS NULL AND d.paused_at IS NULL) AS running, \
+         p.region_code, p.workflow_id, p.workflow_version \
+         FROM deadline_checks c JOIN deadlines d ON d.id = c.deadline_id JOIN projects p ON p.id = d.project_id \
+         WHERE c.next_check_at <= {} \
+         AND (c.next_check_at > {} OR (c.next_check_at = {} AND c.deadline_id > {})) \
+         ORDER BY c.next_check_at, c.deadline_id LIMIT {}{lock_clause}",
         p[0], p[1], p[2], p[3], p[4]
     );
     let values: Vec<Value> = vec![
@@ -79,59 +90,33 @@ pub async fn due_deadlines(
     let rows = DueRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
         .all(db)
         .await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.project_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let sql = format!(
-        "SELECT id, region_code, workflow_id, workflow_version, state FROM projects WHERE id {}",
-        in_id_list(backend, 1)
-    );
-    let by_id: HashMap<i64, ProjectPart> = ProjectPart::find_by_statement(
-        Statement::from_sql_and_values(backend, sql, [id_list(&ids)]),
-    )
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|project| (project.id, project))
-    .collect();
-    rows.into_iter()
-        .map(|row| {
-            let project = by_id.get(&row.project_id).ok_or_else(|| {
-                StoreError::Corrupt(format!("deadline {} of a missing project", row.id))
-            })?;
-            Ok(DueDeadline {
-                id: row.id,
-                project_id: row.project_id,
-                key: row.key,
-                due_at: row.due_at,
-                next_check_at: row.next_check_at,
-                paused_at: row.paused_at,
-                region_code: project.region_code.clone(),
-                workflow_id: project.workflow_id.clone(),
-                workflow_version: project.workflow_version,
-                state: project.state.clone(),
-            })
+    Ok(rows
+        .into_iter()
+        .map(|row| DueDeadline {
+            id: row.id,
+            project_id: row.project_id,
+            key: row.key,
+            due_at: row.due_at,
+            next_check_at: row.next_check_at,
+            running: row.running,
+            region_code: row.region_code,
+            workflow_id: row.workflow_id,
+            workflow_version: row.workflow_version,
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Debug, FromQueryResult)]
 struct DueRow {
+    next_check_at: DateTime<Utc>,
     id: i64,
     project_id: i64,
     key: String,
     due_at: DateTime<Utc>,
-    next_check_at: DateTime<Utc>,
-    paused_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, FromQueryResult)]
-struct ProjectPart {
-    id: i64,
+    running: bool,
     region_code: String,
     workflow_id: String,
     workflow_version: i32,
-    state: String,
 }
 
 /// The unique key of one reminder: it goes out once per (project, deadline, due time, step).
@@ -143,46 +128,69 @@ pub struct ReminderKey {
     pub step: String,
 }
 
-/// Records the keys as sent (`INSERT … ON CONFLICT DO NOTHING`, one prepared statement per key) and says,
-/// in the order of `keys`, which were not recorded yet: only those may be mailed, in the same transaction.
-/// Keys are inserted in one order, so two replicas inserting overlapping pages wait for each other instead
-/// of deadlocking.
+/// Records the keys as sent and says, in the order of `keys`, which were not recorded yet: only those may be
+/// mailed, in the same transaction. One `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` for the whole
+/// list: the rows it returns are the keys it recorded. Keys go in sorted, so two replicas inserting
+/// overlapping pages wait for each other instead of deadlocking.
 pub async fn record_sent(
     db: &impl ConnectionTrait,
     keys: &[ReminderKey],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<bool>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
             "INSERT INTO reminders_sent (project_id, deadline_key, due_at, step, sent_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+             SELECT (r->>0)::bigint, r->>1, (r->>2)::timestamptz, r->>3, $1 \
+             FROM json_array_elements($2::json) WITH ORDINALITY AS k(r, n) ORDER BY n \
+             ON CONFLICT DO NOTHING RETURNING project_id, deadline_key, due_at, step"
         }
         _ => {
             "INSERT INTO reminders_sent (project_id, deadline_key, due_at, step, sent_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+             json_extract(value, '$[3]'), ?1 FROM json_each(?2) WHERE true ORDER BY key \
+             ON CONFLICT DO NOTHING RETURNING project_id, deadline_key, due_at, step"
         }
     };
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-    let now = normalize(now);
-    let mut fresh = vec![false; keys.len()];
-    for i in order {
-        let key = &keys[i];
-        let values: [Value; 5] = [
-            key.project_id.into(),
-            key.deadline_key.as_str().into(),
-            normalize(key.due_at).into(),
-            key.step.as_str().into(),
-            now.into(),
-        ];
-        fresh[i] = db
-            .execute(Statement::from_sql_and_values(backend, sql, values))
+    let mut sorted: Vec<ReminderKey> = keys
+        .iter()
+        .map(|k| ReminderKey {
+            due_at: normalize(k.due_at),
+            ..k.clone()
+        })
+        .collect();
+    sorted.sort();
+    let encoded = Json::Array(
+        sorted
+            .iter()
+            .map(|k| {
+                // The text SQLite stores for an instant bound as a parameter, so that a key written here
+                // and one written through a bound parameter are the same key.
+                let due_at = k.due_at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+                serde_json::json!([k.project_id, k.deadline_key, due_at, k.step])
+            })
+            .collect(),
+    )
+    .to_string();
+    let values: [Value; 2] = [normalize(now).into(), encoded.into()];
+    let recorded: HashSet<ReminderKey> =
+        ReminderKey::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .all(db)
             .await?
-            .rows_affected()
-            == 1;
-    }
-    Ok(fresh)
+            .into_iter()
+            .collect();
+    Ok(keys
+        .iter()
+        .map(|k| {
+            recorded.contains(&ReminderKey {
+                due_at: normalize(k.due_at),
+                ..k.clone()
+            })
+        })
+        .collect())
 }
 
 /// Which of the keys are recorded already (for a dry run, which writes nothing).
@@ -294,19 +302,42 @@ pub async fn enqueue_many(
     Ok(rows.len())
 }
 
-/// Sets each deadline's next look (`None`: no step remains, the index forgets it): one `UPDATE` per
-/// distinct instant, since the deadlines of a page mostly share a few.
+/// Takes a page's rows off the queue and queues each deadline's next look (`None`: no step remains, or the
+/// deadline no longer runs). The rows taken lie together at the queue's head, between the page's first and
+/// last instants; the rows put back, one `INSERT … SELECT` per distinct instant (a page's deadlines mostly
+/// share a few), lie together at theirs.
 pub async fn set_next_checks(
     db: &impl ConnectionTrait,
+    taken: &[DueDeadline],
     next: &[(i64, Option<DateTime<Utc>>)],
 ) -> StoreResult<()> {
-    let mut by_instant: BTreeMap<Option<DateTime<Utc>>, Vec<i64>> = BTreeMap::new();
-    for (id, at) in next {
-        by_instant.entry(at.map(normalize)).or_default().push(*id);
-    }
     let backend = db.get_database_backend();
+    if let (Some(first), Some(last)) = (taken.first(), taken.last()) {
+        let ids: Vec<i64> = taken.iter().map(|d| d.id).collect();
+        let sql = format!(
+            "DELETE FROM deadline_checks WHERE next_check_at >= {} AND next_check_at <= {} \
+             AND deadline_id {}",
+            placeholder(backend, 1),
+            placeholder(backend, 2),
+            in_id_list(backend, 3)
+        );
+        let values: [Value; 3] = [
+            normalize(first.next_check_at).into(),
+            normalize(last.next_check_at).into(),
+            id_list(&ids),
+        ];
+        db.execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    let mut by_instant: BTreeMap<DateTime<Utc>, Vec<i64>> = BTreeMap::new();
+    for (id, at) in next {
+        if let Some(at) = at {
+            by_instant.entry(normalize(*at)).or_default().push(*id);
+        }
+    }
     let sql = format!(
-        "UPDATE deadlines SET next_check_at = {} WHERE id {}",
+        "INSERT INTO deadline_checks (next_check_at, deadline_id) \
+         SELECT {}, d.id FROM deadlines d WHERE d.id {} ON CONFLICT DO NOTHING",
         placeholder(backend, 1),
         in_id_list(backend, 2)
     );
@@ -316,6 +347,57 @@ pub async fn set_next_checks(
             .await?;
     }
     Ok(())
+}
+
+/// Queues a look at the live deadline `key` of a project at `at` (a deadline set, moved or resumed: the
+/// scheduler looks at it then and plans its next look itself).
+pub(crate) async fn look_at(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    key: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "INSERT INTO deadline_checks (next_check_at, deadline_id) \
+         SELECT {}, id FROM deadlines WHERE project_id = {} AND key = {} AND cleared_at IS NULL \
+         ON CONFLICT DO NOTHING",
+        placeholder(backend, 1),
+        placeholder(backend, 2),
+        placeholder(backend, 3)
+    );
+    let values: [Value; 3] = [normalize(at).into(), project_id.into(), key.into()];
+    db.execute(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
+
+/// The looks queued for a deadline, earliest first: none when it waits for nothing (cleared, paused, or no
+/// reminder left). Rows the queue still holds for a deadline that no longer runs are not looks: the pass
+/// drops them. Several looks are harmless (looking is idempotent); the earliest is when the scheduler comes.
+pub async fn queued_looks(
+    db: &impl ConnectionTrait,
+    deadline_id: i64,
+) -> StoreResult<Vec<DateTime<Utc>>> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT c.next_check_at FROM deadline_checks c JOIN deadlines d ON d.id = c.deadline_id \
+         WHERE c.deadline_id = {} AND d.cleared_at IS NULL AND d.paused_at IS NULL \
+         ORDER BY c.next_check_at",
+        placeholder(backend, 1)
+    );
+    #[derive(FromQueryResult)]
+    struct Look {
+        next_check_at: DateTime<Utc>,
+    }
+    let looks = Look::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [deadline_id.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(looks.into_iter().map(|l| l.next_check_at).collect())
 }
 
 /// The steps recorded as sent for one deadline at one due time.

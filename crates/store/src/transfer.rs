@@ -113,6 +113,25 @@ pub async fn import(db: &DatabaseConnection, data: Export) -> StoreResult<()> {
     insert_all::<document_reviews::Entity>(&txn, data.document_reviews).await?;
     insert_all::<requirements::Entity>(&txn, data.requirements).await?;
     insert_all::<deadlines::Entity>(&txn, data.deadlines).await?;
+    // When to look at each deadline next is the scheduler's working state, not part of the record: it looks
+    // at every running deadline once after an import and plans from there (the steps already sent came
+    // with the record, so nothing goes out twice).
+    let backend = txn.get_database_backend();
+    txn.execute(Statement::from_sql_and_values(
+        backend,
+        match backend {
+            DbBackend::Postgres => {
+                "INSERT INTO deadline_checks (next_check_at, deadline_id) SELECT $1, id FROM deadlines \
+                 WHERE cleared_at IS NULL AND paused_at IS NULL"
+            }
+            _ => {
+                "INSERT INTO deadline_checks (next_check_at, deadline_id) SELECT ?, id FROM deadlines \
+                 WHERE cleared_at IS NULL AND paused_at IS NULL"
+            }
+        },
+        [crate::audit::normalize(data.exported_at).into()],
+    ))
+    .await?;
     insert_all::<reminders_sent::Entity>(&txn, data.reminders_sent).await?;
     insert_all::<outbox::Entity>(&txn, data.outbox).await?;
     if txn.get_database_backend() == DbBackend::Postgres {

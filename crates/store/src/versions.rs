@@ -248,10 +248,6 @@ async fn apply_deadline(
         (_, None) => {
             deadlines::Entity::update_many()
                 .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(now)))
-                .col_expr(
-                    deadlines::Column::NextCheckAt,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
                 .filter(of_project)
                 .filter(this_key)
                 .filter(deadlines::Column::ClearedAt.is_null())
@@ -293,16 +289,17 @@ pub(crate) async fn move_deadline(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let new_due = normalize(new_due);
-    let next_check = paused_at.is_none().then_some(now);
     deadlines::Entity::update_many()
         .col_expr(deadlines::Column::DueAt, Expr::value(new_due))
         .col_expr(deadlines::Column::PausedAt, Expr::value(paused_at))
-        .col_expr(deadlines::Column::NextCheckAt, Expr::value(next_check))
         .filter(deadlines::Column::ProjectId.eq(project_id))
         .filter(deadlines::Column::Key.eq(key))
         .filter(deadlines::Column::ClearedAt.is_null())
         .exec(txn)
         .await?;
+    if paused_at.is_none() {
+        crate::reminders::look_at(txn, project_id, key, now).await?;
+    }
     if new_due != old_due {
         carry_sent(txn, project_id, key, old_due, new_due, carried).await?;
     }

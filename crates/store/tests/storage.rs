@@ -5,15 +5,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use common::{
     ELIGIBILITY, TestDb, at, council, create, deploy_anssi, fire, officer, upload_and_accept,
 };
 use incubator_engine::FireRequest;
 use incubator_store::cohorts::{AssignCohort, CreateCohort};
+use incubator_store::entities::deadlines;
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::FireTransition;
-use incubator_store::{Store, StoreError, audit, events, projects, transfer};
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
+use incubator_store::{Store, StoreError, audit, events, projects, reminders, transfer};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
 use serde_json::json;
 
 async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
@@ -387,7 +390,6 @@ async fn gauges_count_late_deadlines_and_waiting_mail(db: &TestDb) {
         project_id: Set(id),
         key: Set("incubation.kick_off".into()),
         due_at: Set(at(2021, 3, 20)),
-        next_check_at: Set(None),
         set_at: Set(at(2021, 3, 15)),
         cleared_at: Set(None),
         paused_at: Set(None),
@@ -443,7 +445,72 @@ async fn gauges_count_late_deadlines_and_waiting_mail(db: &TestDb) {
     assert_eq!(oldest.oldest_pending_mail_seconds, Some(2.0 * 86_400.0));
 }
 
+/// The scheduler's queue of looks came out of the `deadlines` table in an upgrade: a database migrated from
+/// the older schema keeps every running deadline's next look, and rolling the upgrade back puts it back.
+async fn upgrading_keeps_every_queued_look(db: &TestDb) {
+    use incubator_migrations::{Migrator, MigratorTrait};
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "53").await;
+    let deadline = deadlines::Entity::find()
+        .filter(deadlines::Column::ProjectId.eq(id))
+        .one(store.db())
+        .await
+        .unwrap()
+        .expect("the invited state's deadline");
+    let looks = reminders::queued_looks(store.db(), deadline.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        looks.len(),
+        1,
+        "a new deadline is looked at once: {looks:?}"
+    );
+
+    let backend = store.db().get_database_backend();
+    let (first, second) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    Migrator::down(store.db(), Some(1)).await.unwrap();
+    let row = store
+        .db()
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            format!("SELECT next_check_at FROM deadlines WHERE id = {first}"),
+            [deadline.id.into()],
+        ))
+        .await
+        .unwrap()
+        .expect("the deadline");
+    let back: Option<DateTime<Utc>> = row.try_get("", "next_check_at").unwrap();
+    assert_eq!(
+        back,
+        Some(looks[0]),
+        "rolled back, the look is the row's again"
+    );
+
+    // The older schema's look, somewhere ahead, then the upgrade again.
+    store
+        .db()
+        .execute(Statement::from_sql_and_values(
+            backend,
+            format!("UPDATE deadlines SET next_check_at = {first} WHERE id = {second}"),
+            [at(2021, 7, 1).into(), deadline.id.into()],
+        ))
+        .await
+        .unwrap();
+    Migrator::up(store.db(), None).await.unwrap();
+    assert_eq!(
+        reminders::queued_looks(store.db(), deadline.id)
+            .await
+            .unwrap(),
+        [at(2021, 7, 1)]
+    );
+}
+
 both_backends!(
+    upgrading_keeps_every_queued_look,
     gauges_count_late_deadlines_and_waiting_mail,
     refusals_in_a_shared_batch_leave_the_others_committed,
     drives_a_region_from_invited_to_operational,

@@ -8,7 +8,6 @@ pub struct Model {
     pub project_id: i64,
     pub key: String,
     pub due_at: DateTimeUtc,
-    pub next_check_at: Option<DateTimeUtc>,
     pub set_at: DateTimeUtc,
     pub cleared_at: Option<DateTimeUtc>,
     pub paused_at: Option<DateTimeUtc>,
