@@ -29,8 +29,8 @@ if [ -z "${BASE_URL:-}" ]; then
   DATA="$(mktemp -d)"
   SERVER_PID=""
   trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"' EXIT
-  OFFICER_EMAIL=officer@walkthrough.example OFFICER_PASSWORD=walkthrough-officer-pw
-  COUNCIL_EMAIL=council@walkthrough.example COUNCIL_PASSWORD=walkthrough-council-pw
+  OFFICER_EMAIL=officer@walkthrough.example OFFICER_PASSWORD="granit rose et goémon"
+  COUNCIL_EMAIL=council@walkthrough.example COUNCIL_PASSWORD="marée haute à saint-malo"
   unset DATABASE_URL # the walk-through's own SQLite file, never a database of yours
   echo "$OFFICER_PASSWORD" | "$INCUBATOR" --data-dir "$DATA" user add --email "$OFFICER_EMAIL" \
     --name "Chargée de mission" --role officer --password-stdin >/dev/null

@@ -20,7 +20,7 @@ run() { # backend database-url
   done
   export DATABASE_URL="$url"
   [ -n "$url" ] || unset DATABASE_URL
-  printf 'bench-password-123' | "$target/incubator" --data-dir "$work/data" user add \
+  printf 'pluie fine sur la rade de brest' | "$target/incubator" --data-dir "$work/data" user add \
     --email bench@bench.invalid --name Bench --role officer --password-stdin >/dev/null
   port=$((20000 + RANDOM % 20000))
   RUST_LOG=warn "$target/incubator" --data-dir "$work/data" serve --bind "127.0.0.1:$port" \
@@ -29,7 +29,7 @@ run() { # backend database-url
   for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
   echo "== $backend"
   "$target/examples/load" --url "http://127.0.0.1:$port" --email bench@bench.invalid \
-    --password bench-password-123 --seconds "$seconds" \
+    --password 'pluie fine sur la rade de brest' --seconds "$seconds" \
     --database "${url:-sqlite://$work/data/incubator.sqlite3}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$work"

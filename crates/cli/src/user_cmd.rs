@@ -6,12 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use incubator_server::password_policy;
 use incubator_store::users::{self, NewUser};
 
 use crate::settings::Settings;
-
-/// Shorter passwords are refused: the API is on the network.
-const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -71,8 +69,8 @@ async fn add(settings: &Settings, args: AddArgs) -> anyhow::Result<ExitCode> {
         .read_line(&mut line)
         .context("cannot read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+    if let Err(weak) = password_policy::check(&password, &[&args.email, &args.name]) {
+        bail!("{weak}");
     }
     let password_hash =
         tokio::task::spawn_blocking(move || incubator_server::auth::hash_password(&password))

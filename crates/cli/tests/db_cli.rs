@@ -1,5 +1,5 @@
 //! The database commands of `incubator`, run as a person would: migrate, audit verify (clean, then
-//! tampered), export and import into an empty database.
+//! tampered), export and import into an empty database, and accounts added under the password policy.
 
 mod support;
 
@@ -152,4 +152,55 @@ fn db_migrate_creates_the_embedded_database() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("sqlite"));
     assert!(dir.path().join("incubator.sqlite3").is_file());
+}
+
+/// `user add` refuses a weak password with the reason, and creates no account; a passphrase passes.
+#[test]
+fn user_add_applies_the_password_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_incubator"))
+            .args(["--data-dir"])
+            .arg(dir.path())
+            .args([
+                "user",
+                "add",
+                "--email",
+                "rssi@bretagne.example",
+                "--name",
+                "RSSI",
+                "--role",
+                "officer",
+                "--password-stdin",
+            ])
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run incubator user add");
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for (weak, why) in [
+        ("trop court", "at least 12 characters"),
+        ("1qaz2wsx3edc", "most common passwords"),
+        ("bretagnerssi", "too easy to guess"),
+    ] {
+        let out = add(weak);
+        assert!(!out.status.success(), "{weak} accepted");
+        assert!(
+            text(&out.stderr).contains(why),
+            "{weak}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = add("embruns sur la pointe du raz");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("account 1 created"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -22,7 +22,7 @@ mod support;
 mod smtp;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-const OFFICER: (&str, &str) = ("officer@replicas.example", "replicas-officer-pw");
+const OFFICER: (&str, &str) = ("officer@replicas.example", "quatre vents sur la lande");
 const REGIONS: [&str; 8] = ["11", "24", "27", "28", "32", "44", "52", "53"];
 /// Acknowledged transitions before one replica is killed, and in all.
 const KILL_AFTER: usize = 80;

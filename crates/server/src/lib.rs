@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod password_policy;
 pub mod routes;
 pub mod sniff;
 

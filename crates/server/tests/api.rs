@@ -1814,7 +1814,103 @@ async fn weaker_password_hashes_are_upgraded_at_sign_in(db: TestDb) {
     app.stop().await;
 }
 
+/// ASVS V6.2: the owner changes the password, knowing the current one; a new password is long enough, not
+/// common, not guessable from the account itself, with no composition rule; every session and token ends.
+async fn owners_change_their_password_under_the_policy(db: TestDb) {
+    let app = common::spawn(db).await;
+    let email = "jeanne.kerbrat@anssi.example";
+    let officer = app.account(email, "officer", None).await;
+    let change =
+        |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+
+    problem(
+        app.put(
+            &officer,
+            "/api/v1/me/password",
+            &change("not the password", "girafe violon nuage"),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // The old password still signs in: nothing changed.
+    app.login(email, common::PASSWORD).await;
+    for (weak, why) in [
+        ("court mais", "au moins 12"),
+        ("qwerty123456", "plus courants"),
+        ("aaaaaaaaaaaaaaaa", "trop facile"),
+        ("kerbratjeanne", "trop facile"),
+    ] {
+        let refused = problem(
+            app.put(
+                &officer,
+                "/api/v1/me/password",
+                &change(common::PASSWORD, weak),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["errors"][0]["field"], "new_password", "{refused}");
+        assert!(
+            refused["detail"].as_str().unwrap().contains(why),
+            "{weak}: {refused}"
+        );
+        // The old password still signs in: nothing changed.
+        app.login(email, common::PASSWORD).await;
+    }
+    let too_long = "pomme de terre ".repeat(9);
+    problem(
+        app.put(
+            &officer,
+            "/api/v1/me/password",
+            &change(common::PASSWORD, &too_long),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // Nothing but the two passwords: a role slipped in is refused, and changes nothing.
+    let mut sneaky = change(common::PASSWORD, "girafe violon nuage bretelle");
+    sneaky["role"] = json!("admin");
+    let status = app
+        .put(&officer, "/api/v1/me/password", &sneaky)
+        .await
+        .status();
+    assert!(status.is_client_error(), "{status}");
+    // The old password still signs in: nothing changed.
+    app.login(email, common::PASSWORD).await;
+
+    // A long phrase of lower-case words: accepted; every session and token of the account ends.
+    let fresh = app.login(email, common::PASSWORD).await;
+    let fresh = Account {
+        id: officer.id,
+        token: fresh,
+    };
+    assert_eq!(
+        app.put(
+            &officer,
+            "/api/v1/me/password",
+            &change(common::PASSWORD, "girafe violon nuage bretelle")
+        )
+        .await
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    for token in [&officer, &fresh] {
+        problem(app.get(token, "/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    }
+    problem(
+        app.try_login(email, common::PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    app.login(email, "girafe violon nuage bretelle").await;
+    app.stop().await;
+}
+
 both_backends!(
+    owners_change_their_password_under_the_policy,
     weaker_password_hashes_are_upgraded_at_sign_in,
     workflow_versions_migrations_and_paused_clocks,
     outbox_for_admins,

@@ -5,19 +5,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use incubator_store::entities::users;
-use incubator_store::{tokens, users as users_repo};
+use incubator_store::{account_admin, tokens, users as users_repo};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiJson, ApiPath};
 use crate::access::{Caller, Role};
 use crate::app::AppState;
-use crate::auth::{ClientIp, check_credentials, new_token, token_digest};
-use crate::error::ApiError;
+use crate::auth::{ClientIp, check_credentials, hash_password, new_token, token_digest};
+use crate::error::{ApiError, FieldProblem};
 use crate::openapi::{
     BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
     TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
 };
+use crate::password_policy;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
@@ -147,6 +148,60 @@ pub async fn me(
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     Ok(Json(AccountView::of(user)?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// Asked again, so that a session left open is not enough to take the account.
+    pub current_password: String,
+    /// At least 12 characters, at most 128; not a common password, nor one guessable from the account's name
+    /// or address. No other rule: a phrase of several words is best.
+    pub new_password: String,
+}
+
+/// Changes the caller's own password. Every session and token of the account ends, this one included:
+/// sign in again with the new password.
+#[utoipa::path(
+    put,
+    path = "/api/v1/me/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; every session and token of the account ended"),
+        BadRequestProblem, UnauthorizedProblem, TooLargeProblem, UnsupportedProblem, UnprocessableProblem,
+        TimeoutProblem, InternalProblem,
+    )
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientIp(client): ClientIp,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    // The same check, throttle and timing as a sign-in: a wrong current password is a failed sign-in.
+    let user = check_credentials(&state, &caller.email, change.current_password, client).await?;
+    if user.id != caller.user_id {
+        return Err(ApiError::Unauthenticated);
+    }
+    password_policy::check(&change.new_password, &[&user.email, &user.name]).map_err(|weak| {
+        ApiError::Invalid {
+            detail: weak.to_string(),
+            errors: vec![FieldProblem {
+                field: "new_password".into(),
+                detail: weak.to_string(),
+            }],
+        }
+    })?;
+    let password = change.new_password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    account_admin::set_password_hash(state.store().db(), user.id, &hash, Utc::now()).await?;
+    tracing::info!(user_id = user.id, "password changed by its owner");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Every account (admin only).

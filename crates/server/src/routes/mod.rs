@@ -23,6 +23,7 @@ pub fn json_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(auth::issue_token, auth::revoke_token))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
         .routes(routes!(auth::list_accounts))
         .routes(routes!(auth::revoke_account_tokens))
         .routes(routes!(regions::list_regions))
