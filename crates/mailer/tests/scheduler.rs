@@ -19,6 +19,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 use support::{Programme, SmtpSink, config, programme, templates};
 
 both_backends!(
+    a_clock_jumping_back_across_the_autumn_change_sends_nothing_twice,
     reminders_follow_the_plan_once_in_paris_time_and_stop_when_the_state_is_left,
     a_second_pass_at_the_same_now_sends_nothing,
     the_digest_goes_out_once_per_iso_week,
@@ -429,5 +430,74 @@ async fn the_digest_goes_out_once_per_iso_week(db: &TestDb) {
             .contains("Bretagne – Réponse au courrier de l'ANSSI"),
         "{}",
         digest[0].text
+    );
+}
+
+/// A pass every three hours from August to the new year, each followed by a pass an hour earlier (a clock stepped
+/// back by NTP, or a replica whose clock lags): every step of the plan goes out once, to each recipient once,
+/// and the before-reminders keep 09:00 in Paris on either side of the change to winter time (31 October).
+async fn a_clock_jumping_back_across_the_autumn_change_sends_nothing_twice(db: &TestDb) {
+    let p = programme(db).await;
+    let created = Utc.with_ymd_and_hms(2021, 8, 10, 13, 30, 0).unwrap();
+    let project = p.create_project("53", created).await;
+    let scheduler = Scheduler::new(p.store.clone());
+    let due = deadline(&p, project, "invited").await.due_at;
+    let end = Utc.with_ymd_and_hms(2022, 1, 1, 0, 0, 0).unwrap();
+    let mut now = created;
+    while now <= end {
+        scheduler.pass(now, false, |_| {}).await.unwrap();
+        scheduler
+            .pass(now - TimeDelta::hours(1), false, |_| {})
+            .await
+            .unwrap();
+        now += TimeDelta::hours(3);
+    }
+
+    let workflow = p
+        .store
+        .workflows()
+        .get(p.store.db(), "csirt-incubation", 1)
+        .await
+        .unwrap();
+    let expected: BTreeSet<String> = workflow
+        .reminder_plan("invited")
+        .unwrap()
+        .schedule(due, end)
+        .into_iter()
+        .map(|s| format!("invited/{}", s.step))
+        .collect();
+    assert!(expected.len() >= 2 + 2 * 3, "{expected:?}");
+    let sent = steps_sent(&p, project).await;
+    assert_eq!(sent.len(), expected.len(), "no step twice: {sent:?}");
+    assert_eq!(sent.into_iter().collect::<BTreeSet<_>>(), expected);
+
+    let mut seen = BTreeSet::new();
+    let mut before_hours = BTreeMap::new();
+    for row in outbox_rows(&p).await {
+        if row.project_id != Some(project) {
+            continue;
+        }
+        let context: serde_json::Value = serde_json::from_str(&row.context).unwrap();
+        let step = context["step"].as_str().unwrap().to_owned();
+        assert!(
+            seen.insert((step.clone(), row.recipients.clone())),
+            "{step} twice to {}",
+            row.recipients
+        );
+        if step.starts_with("before:") {
+            let send_at: DateTime<Utc> =
+                serde_json::from_value(context["send_at"].clone()).unwrap();
+            assert_eq!(
+                send_at.with_timezone(&Paris).time(),
+                NaiveTime::from_hms_opt(9, 0, 0).unwrap()
+            );
+            before_hours.insert(step, send_at.hour());
+        }
+    }
+    // 30 days before 10 November is 11 October, summer time (07:00 UTC); 7 days before is 3 November,
+    // winter time (08:00 UTC).
+    assert_eq!(
+        before_hours,
+        BTreeMap::from([("before:P30D".to_owned(), 7), ("before:P7D".to_owned(), 8)])
     );
 }
