@@ -1909,7 +1909,265 @@ async fn owners_change_their_password_under_the_policy(db: TestDb) {
     app.stop().await;
 }
 
+/// How a caller is answered on a route: let through (any status but the three below), 401, 403, or 404 (a
+/// project of another region answers exactly as a missing one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Let,
+    Unauthenticated,
+    Forbidden,
+    Hidden,
+}
+
+impl Access {
+    fn of(status: StatusCode) -> Access {
+        match status {
+            StatusCode::UNAUTHORIZED => Access::Unauthenticated,
+            StatusCode::FORBIDDEN => Access::Forbidden,
+            StatusCode::NOT_FOUND => Access::Hidden,
+            _ => Access::Let,
+        }
+    }
+}
+
+/// Every route of the API (read from the OpenAPI document, which is built from the router's own route
+/// list, so a new route without a rule here fails this test) × every role × own or other region, each with a
+/// valid request: anonymous, the project's council, another region's council, an officer, an admin.
+async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
+    use Access::{Forbidden as F, Hidden as H, Let as L, Unauthenticated as U};
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let victim = app.account("victim@anssi.example", "officer", None).await;
+    let project = create_project(&app, &cast.officer, "24").await;
+    let uploaded = expect_ok(
+        app.upload(
+            &cast.council,
+            project,
+            "council_backed",
+            "deliberation.pdf",
+            "application/pdf",
+            pdf("d"),
+        )
+        .await,
+    )
+    .await;
+    let document = uploaded["id"].as_i64().unwrap();
+    let cohort = expect_ok(
+        app.post(
+            &cast.officer,
+            "/api/v1/cohorts",
+            &json!({"name": "Matrice", "starts_on": "2022-01-03"}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    // An accepted document mails the council: a mail for the outbox routes.
+    expect_ok(
+        app.post(
+            &cast.officer,
+            &format!("/api/v1/documents/{document}/review"),
+            &json!({"decision": "accepted"}),
+        )
+        .await,
+    )
+    .await;
+    let mail: i64 = app
+        .store
+        .db()
+        .query_one(sea_orm::Statement::from_string(
+            app.store.db().get_database_backend(),
+            "SELECT MIN(id) AS id FROM outbox",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
+
+    // [anonymous, own council, other council, officer, admin]
+    let rules: Vec<(&str, [Access; 5])> = vec![
+        ("POST /api/v1/auth/token", [L, L, L, L, L]),
+        ("DELETE /api/v1/auth/token", [U, L, L, L, L]),
+        ("GET /api/v1/me", [U, L, L, L, L]),
+        ("PUT /api/v1/me/password", [U, L, L, L, L]),
+        ("GET /api/v1/accounts", [U, F, F, F, L]),
+        ("DELETE /api/v1/accounts/{id}/tokens", [U, F, F, F, L]),
+        ("GET /api/v1/regions", [U, L, L, L, L]),
+        ("POST /api/v1/projects", [U, F, F, L, F]),
+        ("GET /api/v1/projects", [U, L, L, L, L]),
+        ("GET /api/v1/projects/{id}", [U, L, H, L, L]),
+        ("PATCH /api/v1/projects/{id}/fields", [U, L, H, L, F]),
+        ("POST /api/v1/projects/{id}/transitions", [U, L, H, L, F]),
+        ("GET /api/v1/projects/{id}/events", [U, L, H, L, L]),
+        ("PUT /api/v1/projects/{id}/cohort", [U, F, H, L, F]),
+        ("GET /api/v1/projects/{id}/documents", [U, L, H, L, L]),
+        ("POST /api/v1/projects/{id}/documents", [U, L, H, L, F]),
+        ("GET /api/v1/documents/{id}/content", [U, L, H, L, L]),
+        ("POST /api/v1/documents/{id}/review", [U, F, H, L, F]),
+        (
+            "POST /api/v1/projects/{id}/deadlines/{key}/pause",
+            [U, F, H, L, F],
+        ),
+        (
+            "POST /api/v1/projects/{id}/deadlines/{key}/resume",
+            [U, F, H, L, F],
+        ),
+        ("POST /api/v1/cohorts", [U, F, F, L, F]),
+        ("GET /api/v1/cohorts", [U, L, L, L, L]),
+        ("GET /api/v1/outbox", [U, F, F, F, L]),
+        ("POST /api/v1/outbox/{id}/retry", [U, F, F, F, L]),
+        ("GET /api/v1/workflows", [U, F, F, L, L]),
+        ("POST /api/v1/workflows/{id}/migrations", [U, F, F, F, L]),
+        ("GET /healthz", [L, L, L, L, L]),
+        ("GET /metrics", [L, L, L, L, L]),
+        ("GET /openapi.json", [L, L, L, L, L]),
+    ];
+
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let served: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let ruled: BTreeSet<String> = rules.iter().map(|(route, _)| (*route).to_owned()).collect();
+    assert_eq!(
+        served, ruled,
+        "every route has its rule, and every rule its route"
+    );
+
+    let anonymous = Account {
+        id: 0,
+        token: String::new(),
+    };
+    // Requests that change state go out in this order, so that each is still possible when it comes:
+    // refusals first, then the project's council, then the officer.
+    let callers = [
+        (0, &anonymous),
+        (2, &cast.other_council),
+        (4, &cast.admin),
+        (1, &cast.council),
+        (3, &cast.officer),
+    ];
+    for (route, expected) in &rules {
+        let (method, template) = route.split_once(' ').unwrap();
+        let id = if template.starts_with("/api/v1/projects/{id}") {
+            project
+        } else if template.starts_with("/api/v1/documents/") {
+            document
+        } else if template.starts_with("/api/v1/accounts/") {
+            victim.id
+        } else {
+            mail
+        };
+        let path = if template.starts_with("/api/v1/workflows/") {
+            template.replace("{id}", "csirt-incubation")
+        } else {
+            template
+                .replace("{id}", &id.to_string())
+                .replace("{key}", "invited")
+        };
+        for (column, who) in callers {
+            let version = app.project(&cast.officer, project).await["version"]
+                .as_i64()
+                .unwrap();
+            let body = match *route {
+                "POST /api/v1/auth/token" => {
+                    json!({"email": "victim@anssi.example", "password": common::PASSWORD})
+                }
+                "PUT /api/v1/me/password" => {
+                    json!({"current_password": common::PASSWORD, "new_password": "trop court"})
+                }
+                "POST /api/v1/projects" => {
+                    json!({"region_code": "11", "workflow": "csirt-incubation"})
+                }
+                "PATCH /api/v1/projects/{id}/fields" => {
+                    json!({"carrier_name": "GIP Cybersécurité"})
+                }
+                "POST /api/v1/projects/{id}/transitions" => {
+                    json!({"transition": "express_interest", "expected_version": version})
+                }
+                "PUT /api/v1/projects/{id}/cohort" => json!({"cohort_id": cohort}),
+                "POST /api/v1/documents/{id}/review" => json!({"decision": "accepted"}),
+                "POST /api/v1/projects/{id}/deadlines/{key}/pause"
+                | "POST /api/v1/projects/{id}/deadlines/{key}/resume" => {
+                    json!({"reason": "en attente de la correction de la région"})
+                }
+                "POST /api/v1/cohorts" => {
+                    json!({"name": format!("Session {column}"), "starts_on": "2022-07-04"})
+                }
+                "POST /api/v1/workflows/{id}/migrations" => {
+                    json!({"to_version": 1, "dry_run": true})
+                }
+                _ => Value::Null,
+            };
+            // A token this request may end: signing out, or an admin ending another account's tokens.
+            let token = if *route == "DELETE /api/v1/auth/token" && column > 0 {
+                let email = [
+                    "",
+                    "csirt@centrevaldeloire.example",
+                    "csirt@bretagne.example",
+                    "officer@anssi.example",
+                    "admin@anssi.example",
+                ][column];
+                app.login(email, common::PASSWORD).await
+            } else {
+                who.token.clone()
+            };
+            let mut request = app.http.request(method.parse().unwrap(), app.url(&path));
+            if column > 0 {
+                request = request.bearer_auth(&token);
+            }
+            request = if *route == "POST /api/v1/projects/{id}/documents" {
+                let part = reqwest::multipart::Part::bytes(pdf("matrice"))
+                    .file_name("lettre.pdf")
+                    .mime_str("application/pdf")
+                    .unwrap();
+                request.multipart(
+                    reqwest::multipart::Form::new()
+                        .text("requirement", "regional_perimeter")
+                        .part("file", part),
+                )
+            } else if body.is_null() {
+                request
+            } else {
+                request.json(&body)
+            };
+            let status = request.send().await.unwrap().status();
+            assert_eq!(
+                Access::of(status),
+                expected[column],
+                "{route} as {} answered {status}",
+                [
+                    "anonymous",
+                    "the project's council",
+                    "another region's council",
+                    "an officer",
+                    "an admin"
+                ][column]
+            );
+        }
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    every_route_answers_every_role_by_its_rule,
     owners_change_their_password_under_the_policy,
     weaker_password_hashes_are_upgraded_at_sign_in,
     workflow_versions_migrations_and_paused_clocks,
