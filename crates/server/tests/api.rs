@@ -1516,6 +1516,7 @@ async fn openapi_is_complete_and_true(db: TestDb) {
         "POST /api/v1/workflows/{id}/migrations",
         "POST /api/v1/projects/{id}/deadlines/{key}/pause",
         "POST /api/v1/projects/{id}/deadlines/{key}/resume",
+        "PUT /api/v1/me/password",
     ]
     .into_iter()
     .map(String::from)

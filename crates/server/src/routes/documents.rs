@@ -176,16 +176,25 @@ pub(crate) async fn store_evidence(
         })?
         .documents
         .clone();
-    let Some(kind) = sniff(&bytes) else {
-        state.metrics().upload_refused("unrecognised");
-        return Err(ApiError::UnsupportedMediaType {
-            detail: format!(
-                "the file is not a PDF, ODT, ODS, DOCX, XLSX, PNG or JPEG document (recognised by its content); \
-                 `{requirement}` accepts: {}",
-                accepted.join(", ")
-            ),
-            accepted,
-        });
+    // Office documents are expanded to check their real size: CPU work, off the async workers.
+    let (bytes, sniffed) = tokio::task::spawn_blocking(move || {
+        let sniffed = sniff(&bytes);
+        (bytes, sniffed)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let kind = match sniffed {
+        Ok(kind) => kind,
+        Err(unaccepted) => {
+            state.metrics().upload_refused(unaccepted.label());
+            return Err(ApiError::UnsupportedMediaType {
+                detail: format!(
+                    "{unaccepted}; `{requirement}` accepts: {}",
+                    accepted.join(", ")
+                ),
+                accepted,
+            });
+        }
     };
     if !accepted.iter().any(|k| k == kind.name()) {
         state.metrics().upload_refused("kind_not_accepted");
