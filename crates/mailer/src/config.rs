@@ -65,6 +65,13 @@ impl MailConfig {
         }
     }
 
+    /// The longest one send may take, whatever the server does: the liveness check of a pooled connection,
+    /// a new connection, then the exchange, each bounded by the SMTP timeout. A send that reaches it is cut
+    /// off and counts as a transient failure.
+    pub fn send_limit(&self) -> Duration {
+        self.smtp_timeout * 3
+    }
+
     /// The domain of the sender's address, which Message-IDs end with.
     pub fn message_id_domain(&self) -> &str {
         self.mail_from.email.domain()

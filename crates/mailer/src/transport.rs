@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -53,25 +55,86 @@ pub fn classify(error: &lettre::transport::smtp::Error) -> ErrorClass {
 
 #[derive(Debug, Clone)]
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<Smtp>),
     Files(PathBuf),
+}
+
+/// The SMTP transport and its connection pool, and what it takes to build them again.
+pub struct Smtp {
+    current: Mutex<AsyncSmtpTransport<Tokio1Executor>>,
+    url: String,
+    timeout: Duration,
+    /// Bounds a whole send: lettre's timeout applies to each socket operation, and a server that takes the
+    /// message and never answers would otherwise hold a send (and the lease the worker counts on) for as
+    /// long as its pooled connection is tried again.
+    limit: Duration,
+}
+
+impl std::fmt::Debug for Smtp {
+    // The URL may carry credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("url", &redact_url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Smtp {
+    fn build(url: &str, timeout: Duration) -> MailResult<AsyncSmtpTransport<Tokio1Executor>> {
+        Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| MailError::Config(format!("SMTP_URL `{}`: {e}", redact_url(url))))?
+            .timeout(Some(timeout))
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(4)
+                    .idle_timeout(Duration::from_secs(30)),
+            )
+            .build())
+    }
+
+    fn transport(&self) -> AsyncSmtpTransport<Tokio1Executor> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    async fn send(&self, message: Message) -> Result<(), SendFailure> {
+        match tokio::time::timeout(self.limit, self.transport().send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(SendFailure {
+                class: classify(&error),
+                message: error_chain(&error),
+            }),
+            Err(_) => {
+                // The cut-off exchange's connection would go back to the pool still waiting for the
+                // server's answer, and the next mail would wait on it: start a new pool instead.
+                if let Ok(fresh) = Smtp::build(&self.url, self.timeout) {
+                    *self
+                        .current
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+                }
+                Err(SendFailure::transient(format!(
+                    "the SMTP exchange timed out after {:?}: the server stopped answering",
+                    self.limit
+                )))
+            }
+        }
+    }
 }
 
 impl Transport {
     pub fn from_config(config: &MailConfig) -> MailResult<Transport> {
         match &config.smtp_url {
-            Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| MailError::Config(format!("SMTP_URL `{}`: {e}", redact_url(url))))?
-                    .timeout(Some(config.smtp_timeout))
-                    .pool_config(
-                        PoolConfig::new()
-                            .max_size(4)
-                            .idle_timeout(std::time::Duration::from_secs(30)),
-                    )
-                    .build();
-                Ok(Transport::Smtp(transport))
-            }
+            Some(url) => Ok(Transport::Smtp(Arc::new(Smtp {
+                current: Mutex::new(Smtp::build(url, config.smtp_timeout)?),
+                url: url.clone(),
+                timeout: config.smtp_timeout,
+                limit: config.send_limit(),
+            }))),
             None => {
                 std::fs::create_dir_all(&config.outbox_dir).map_err(|e| {
                     MailError::Config(format!(
@@ -87,13 +150,7 @@ impl Transport {
     /// Hands one mail over. `file_stem` names the `.eml` file, so a resent mail overwrites itself.
     pub async fn send(&self, message: Message, file_stem: &str) -> Result<(), SendFailure> {
         match self {
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(_) => Ok(()),
-                Err(error) => Err(SendFailure {
-                    class: classify(&error),
-                    message: error_chain(&error),
-                }),
-            },
+            Transport::Smtp(smtp) => smtp.send(message).await,
             Transport::Files(dir) => {
                 let dir = dir.clone();
                 let name = format!("{file_stem}.eml");

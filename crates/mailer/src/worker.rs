@@ -74,9 +74,10 @@ impl Worker {
         templates: Arc<Templates>,
         config: Arc<MailConfig>,
     ) -> MailResult<Worker> {
-        if config.lease <= config.smtp_timeout.mul_f64(1.5) {
+        if config.lease <= config.send_limit() {
             return Err(MailError::Config(format!(
-                "the lease ({:?}) must be well above the SMTP timeout ({:?}), or no mail could be sent safely",
+                "the lease ({:?}) must be above three times the SMTP timeout ({:?}: the longest a send may take), \
+                 or no mail could be sent safely",
                 config.lease, config.smtp_timeout
             )));
         }
@@ -116,14 +117,19 @@ impl Worker {
             ..BatchReport::default()
         };
         // Stop while a mail's send could still end before the lease does: past that, another worker may
-        // claim the rest, and both would send them. What is left is claimed again when the lease ends.
-        let stop_at = lease_until - self.config.smtp_timeout.mul_f64(1.5);
-        for row in rows {
+        // claim the rest, and both would send them. What is left is given back, its attempt uncounted.
+        let stop_at = lease_until - self.config.send_limit();
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
             if Utc::now() >= stop_at {
+                let rest: Vec<i64> = std::iter::once(row.id)
+                    .chain(rows.by_ref().map(|r| r.id))
+                    .collect();
                 tracing::warn!(
-                    mail = row.id,
-                    "lease nearly over: the rest of the batch waits for another claim"
+                    mails = rest.len(),
+                    "lease nearly over: the rest of the batch is given back untried"
                 );
+                delivery::release(self.store.db(), &rest, &self.id, Utc::now()).await?;
                 break;
             }
             match self.deliver(&row).await {

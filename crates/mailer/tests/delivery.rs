@@ -21,7 +21,7 @@ both_backends!(
     milestones_arrive_once_in_french_to_the_right_people,
     transitions_succeed_with_smtp_down_and_mails_arrive_once_it_is_back,
     permanent_refusals_and_exhausted_attempts_are_dead_until_retried,
-    a_refused_recipient_neither_blocks_nor_duplicates_the_others,
+    a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_others,
     an_expired_lease_is_claimed_again_and_sent_once,
     without_smtp_mails_are_written_as_eml_files,
 );
@@ -384,7 +384,7 @@ async fn permanent_refusals_and_exhausted_attempts_are_dead_until_retried(db: &T
 /// (550 at `RCPT TO`) and one only for now (451, every time): the two others get it exactly once, the
 /// refused one is dead at its first attempt, the busy one once its attempts are spent, and the outbox says
 /// which address failed.
-async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestDb) {
+async fn a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_others(db: &TestDb) {
     let Some(sink) = SmtpSink::start() else {
         return;
     };
@@ -392,6 +392,7 @@ async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestD
     for (email, name) in [
         ("bounce.council@bretagne.example", "Bruno Rebond"),
         ("busy.council@bretagne.example", "Bérénice Occupée"),
+        ("stall.council@bretagne.example", "Sébastien Bloqué"),
     ] {
         incubator_store::users::create(
             p.store.db(),
@@ -444,14 +445,14 @@ async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestD
     };
     assert_eq!(
         rejections(rows(&p).await).len(),
-        4,
+        5,
         "one row per council account"
     );
 
     let mut config = config(db.data_dir(), Some(sink.url()));
     config.max_attempts = 3;
     let worker = Worker::new(p.store.clone(), templates(), Arc::new(config)).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     while delivery::count(p.store.db(), PENDING).await.unwrap() > 0 {
         assert!(std::time::Instant::now() < deadline, "mails never settled");
         worker.run_batch(Utc::now()).await.unwrap();
@@ -464,6 +465,7 @@ async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestD
             .find(|r| r.recipients.contains(address))
             .unwrap_or_else(|| panic!("no row for {address}"))
     };
+    // Dead at its first send; a claim the stalled mail's send left no time to try is given back uncounted.
     let refused = by_address("bounce.council@bretagne.example");
     assert_eq!(
         (refused.status.as_str(), refused.attempts),
@@ -479,12 +481,28 @@ async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestD
         busy.last_error.as_deref().unwrap().contains("451"),
         "{busy:?}"
     );
+    // A server that takes the message and never answers: each send times out (the SMTP timeout), is
+    // retried like any transient failure, and holds up nothing but itself.
+    let stalled = by_address("stall.council@bretagne.example");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.attempts),
+        (delivery::DEAD, 3)
+    );
+    assert!(
+        stalled
+            .last_error
+            .as_deref()
+            .unwrap()
+            .to_lowercase()
+            .contains("timed out"),
+        "{stalled:?}"
+    );
     let sent: Vec<outbox::Model> = rows
         .iter()
         .filter(|r| r.status == delivery::SENT)
         .cloned()
         .collect();
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 2, "{rows:#?}");
     let received: Vec<Received> = sink
         .wait_for(2, Duration::from_secs(5))
         .await
@@ -520,6 +538,7 @@ async fn a_refused_recipient_neither_blocks_nor_duplicates_the_others(db: &TestD
         [
             r#"[{"email":"bounce.council@bretagne.example","name":"Bruno Rebond"}]"#,
             r#"[{"email":"busy.council@bretagne.example","name":"Bérénice Occupée"}]"#,
+            r#"[{"email":"stall.council@bretagne.example","name":"Sébastien Bloqué"}]"#,
         ]
     );
 }

@@ -3,7 +3,8 @@ JSON line (envelope, Message-ID, decoded subject and bodies), flushed before the
 is exactly what the server accepted.
 
 Recipients whose local part starts with `bounce` are refused with 550 (permanent), with `busy` with 451
-(transient), so tests can see how each class is handled.
+(transient), so tests can see how each class is handled; a message to one starting with `stall` is taken
+in and never answered (a server stalling at DATA).
 
 Usage: python3 smtp_sink.py PORT FILE   (prints READY once listening; stops on SIGTERM/SIGKILL)
 """
@@ -33,6 +34,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@", 1)[0].lower().startswith("stall") for r in envelope.rcpt_tos):
+            await asyncio.sleep(3600)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         text = message.get_body(("plain",))
         html = message.get_body(("html",))

@@ -121,6 +121,36 @@ pub async fn reschedule(
     Ok(result.rows_affected == 1)
 }
 
+/// Gives back mails a worker claimed and did not try (its lease was running out): due again at `now`, and
+/// the attempt their claim counted is not counted, since nothing was sent. Only rows `worker` still holds.
+pub async fn release(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    worker: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = outbox::Entity::update_many()
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(normalize(now)))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).sub(1),
+        )
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox::Column::Status.eq(PENDING))
+        .filter(outbox::Column::LeasedBy.eq(worker))
+        .filter(outbox::Column::Attempts.gt(0))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// Gives up on a mail: a permanent refusal, or the last attempt failed.
 pub async fn mark_dead(
     db: &impl ConnectionTrait,
