@@ -76,7 +76,7 @@ async fn reminders_follow_the_plan_once_in_paris_time_and_stop_when_the_state_is
     let workflow = p
         .store
         .workflows()
-        .get(p.store.db(), "csirt-incubation", 1)
+        .get(p.store.db(), "csirt-incubation", 2)
         .await
         .unwrap();
     let plan = workflow.reminder_plan("invited").unwrap().clone();
