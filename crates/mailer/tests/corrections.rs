@@ -22,7 +22,10 @@ use incubator_store::{Store, projects};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use support::{Programme, SmtpSink, config, programme, templates};
 
-both_backends!(a_correction_is_mailed_reminded_once_and_answered_by_an_upload);
+both_backends!(
+    a_correction_is_mailed_reminded_once_and_answered_by_an_upload,
+    the_stage_clock_waits_for_every_correction_holding_it,
+);
 
 const PASS_EVERY: TimeDelta = TimeDelta::hours(6);
 const KEY: &str = "correction:council_backed";
@@ -41,13 +44,40 @@ fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
 }
 
-async fn upload(p: &Programme, project_id: i64, now: DateTime<Utc>) -> i64 {
+async fn ask(
+    p: &Programme,
+    document: i64,
+    decision: ReviewDecision,
+    comment: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<RequirementStatus, incubator_store::StoreError> {
+    p.store
+        .write(ReviewDocument {
+            registry: p.store.workflows().clone(),
+            document_id: document,
+            decision,
+            comment: comment.map(str::to_owned),
+            actor: format!("user:{}", p.officer.id),
+            now,
+        })
+        .await
+}
+
+fn correction(due_on: NaiveDate) -> ReviewDecision {
+    ReviewDecision::CorrectionRequested(CorrectionRequest {
+        kind: CorrectionKind::Outdated,
+        due_on,
+        pause_stage_clock: true,
+    })
+}
+
+async fn upload(p: &Programme, project_id: i64, requirement: &str, now: DateTime<Utc>) -> i64 {
     p.store
         .write(RecordDocument {
             registry: p.store.workflows().clone(),
             project_id,
-            requirement: "council_backed".into(),
-            filename: "deliberation.pdf".into(),
+            requirement: requirement.into(),
+            filename: format!("{requirement}.pdf"),
             media_type: "application/pdf".into(),
             size: 1234,
             sha256: "0".repeat(64),
@@ -89,7 +119,7 @@ async fn a_correction_is_mailed_reminded_once_and_answered_by_an_upload(db: &Tes
         .await;
     p.fire(id, "open_identification", None, utc(2021, 3, 22, 10, 0))
         .await;
-    let document = upload(&p, id, utc(2021, 5, 3, 8, 0)).await;
+    let document = upload(&p, id, "council_backed", utc(2021, 5, 3, 8, 0)).await;
     let stage_due = deadline(&p.store, id, "project_identification")
         .await
         .due_at;
@@ -97,21 +127,13 @@ async fn a_correction_is_mailed_reminded_once_and_answered_by_an_upload(db: &Tes
     // Asked on a pass time; due by the end of 20 May in Paris (UTC+2).
     let asked = utc(2021, 5, 4, 9, 30);
     let due_on = NaiveDate::from_ymd_opt(2021, 5, 20).unwrap();
-    let officer = format!("user:{}", p.officer.id);
-    let status = p
-        .store
-        .write(ReviewDocument {
-            registry: p.store.workflows().clone(),
-            document_id: document,
-            decision: ReviewDecision::CorrectionRequested(CorrectionRequest {
-                kind: CorrectionKind::Incomplete,
-                due_on,
-                pause_stage_clock: true,
-            }),
-            comment: Some("L'annexe financière de la délibération manque.".into()),
-            actor: officer.clone(),
-            now: asked,
-        })
+    let decision = ReviewDecision::CorrectionRequested(CorrectionRequest {
+        kind: CorrectionKind::Incomplete,
+        due_on,
+        pause_stage_clock: true,
+    });
+    let comment = "L'annexe financière de la délibération manque.";
+    let status = ask(&p, document, decision, Some(comment), asked)
         .await
         .unwrap();
     assert_eq!(status, RequirementStatus::CorrectionRequested);
@@ -157,7 +179,7 @@ async fn a_correction_is_mailed_reminded_once_and_answered_by_an_upload(db: &Tes
     let mut uploaded_again = false;
     while now <= end {
         if !uploaded_again && now >= answered {
-            upload(&p, id, answered).await;
+            upload(&p, id, "council_backed", answered).await;
             uploaded_again = true;
         }
         scheduler
@@ -263,13 +285,7 @@ async fn a_correction_is_mailed_reminded_once_and_answered_by_an_upload(db: &Tes
         "{}",
         request.text
     );
-    assert!(
-        request
-            .text
-            .contains("L'annexe financière de la délibération manque."),
-        "{}",
-        request.text
-    );
+    assert!(request.text.contains(comment), "{}", request.text);
     assert!(request.text.contains("suspendu"), "{}", request.text);
     let english = received
         .iter()
@@ -310,4 +326,82 @@ async fn a_correction_is_mailed_reminded_once_and_answered_by_an_upload(db: &Tes
         "{}",
         escalation.subject
     );
+}
+
+/// Two corrections pausing the same stage: the clock resumes once both are over, whichever way each ends
+/// (the region's upload, or the officer accepting the document after all).
+async fn the_stage_clock_waits_for_every_correction_holding_it(db: &TestDb) {
+    let p = programme(db).await;
+    let id = p.create_project("53", utc(2021, 3, 15, 10, 0)).await;
+    p.fire(id, "express_interest", None, utc(2021, 3, 20, 10, 0))
+        .await;
+    p.fire(id, "open_identification", None, utc(2021, 3, 22, 10, 0))
+        .await;
+    let statutes = upload(&p, id, "legal_status", utc(2021, 5, 3, 8, 0)).await;
+    let staff = upload(&p, id, "own_staff", utc(2021, 5, 3, 8, 0)).await;
+    let stage_due = deadline(&p.store, id, "project_identification")
+        .await
+        .due_at;
+    let due_on = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
+    let first = utc(2021, 5, 4, 9, 0);
+    ask(
+        &p,
+        statutes,
+        correction(due_on),
+        Some("Statuts de 2019."),
+        first,
+    )
+    .await
+    .unwrap();
+    ask(
+        &p,
+        staff,
+        correction(due_on),
+        Some("Organigramme ancien."),
+        utc(2021, 5, 5, 9, 0),
+    )
+    .await
+    .unwrap();
+    let before = event_kinds(&p.store, id).await;
+    // A due day not after today, a correction already open, or no comment: refused, nothing written.
+    let today = NaiveDate::from_ymd_opt(2021, 5, 6).unwrap();
+    for (document, decision, comment) in [
+        (statutes, correction(today), Some("Trop tard.")),
+        (statutes, correction(due_on), Some("Encore.")),
+        (staff, correction(due_on), None),
+    ] {
+        let refused = ask(&p, document, decision, comment, utc(2021, 5, 6, 9, 0)).await;
+        assert!(
+            matches!(refused, Err(incubator_store::StoreError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(event_kinds(&p.store, id).await, before);
+    assert_eq!(
+        before.iter().filter(|k| *k == "deadline.paused").count(),
+        1,
+        "the second correction holds the clock already paused"
+    );
+
+    // The region answers the first: the second still holds the clock.
+    upload(&p, id, "legal_status", utc(2021, 5, 10, 9, 0)).await;
+    let stage = deadline(&p.store, id, "project_identification").await;
+    assert_eq!(stage.paused_at, Some(first));
+    // The officer accepts the second document after all: its correction ends and the clock resumes.
+    let resumed = utc(2021, 5, 12, 9, 0);
+    let status = ask(&p, staff, ReviewDecision::Accepted, None, resumed)
+        .await
+        .unwrap();
+    assert_eq!(status, RequirementStatus::Accepted);
+    let stage = deadline(&p.store, id, "project_identification").await;
+    assert_eq!(stage.paused_at, None);
+    assert_eq!(stage.due_at, stage_due + (resumed - first));
+    for key in ["correction:legal_status", "correction:own_staff"] {
+        assert!(
+            deadline(&p.store, id, key).await.cleared_at.is_some(),
+            "{key}"
+        );
+    }
+    let snap = projects::snapshot(p.store.db(), id).await.unwrap();
+    assert!(snap.requirements.values().all(|r| r.correction.is_none()));
 }
