@@ -14,7 +14,6 @@ use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, Set,
 };
-use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::normalize;
@@ -49,7 +48,7 @@ pub struct RequirementRecord {
 }
 
 /// A correction the region owes on a requirement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Correction {
     pub kind: CorrectionKind,
     pub comment: String,
