@@ -404,4 +404,22 @@ async fn the_stage_clock_waits_for_every_correction_holding_it(db: &TestDb) {
     }
     let snap = projects::snapshot(p.store.db(), id).await.unwrap();
     assert!(snap.requirements.values().all(|r| r.correction.is_none()));
+
+    // A stage without a deadline has no clock to pause: the request says so.
+    let closed = p.create_project("11", utc(2021, 3, 15, 10, 0)).await;
+    let statutes = upload(&p, closed, "legal_status", utc(2021, 5, 3, 8, 0)).await;
+    p.fire(
+        closed,
+        "withdraw",
+        Some("Projet abandonné."),
+        utc(2021, 5, 4, 8, 0),
+    )
+    .await;
+    let refused = ask(&p, statutes, correction(due_on), Some("Statuts."), resumed).await;
+    match refused {
+        Err(incubator_store::StoreError::Invalid(message)) => {
+            assert!(message.contains("has no deadline to pause"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

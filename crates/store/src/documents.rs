@@ -373,7 +373,17 @@ async fn check_correction(
         )));
     }
     if asked.pause_stage_clock {
-        let deadline = live_deadline(txn, project, &project.state).await?;
+        // Only "no such deadline" is the request's fault; a database error stays one.
+        let deadline = match live_deadline(txn, project, &project.state).await {
+            Err(StoreError::Invalid(_)) => {
+                return Err(StoreError::Invalid(format!(
+                    "stage `{}` has no deadline to pause: ask the correction without \
+                     `pause_stage_clock`",
+                    project.state
+                )));
+            }
+            found => found?,
+        };
         if deadline.paused_at.is_some() && stage_clock_holders(txn, project).await?.is_empty() {
             return Err(StoreError::Invalid(format!(
                 "the deadline of stage `{}` is paused already, not for a correction: resume it first, or \
