@@ -14,11 +14,12 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::TestDb;
 use incubator_engine::{CorrectionKind, RequirementStatus};
 use incubator_mailer::{Scheduler, Worker};
+use incubator_store::clocks::PauseDeadline;
 use incubator_store::documents::{
     CorrectionRequest, RecordDocument, ReviewDecision, ReviewDocument,
 };
 use incubator_store::entities::{deadlines, events, outbox};
-use incubator_store::{Store, projects};
+use incubator_store::{Store, StoreError, projects};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use support::{Programme, SmtpSink, config, programme, templates};
 
@@ -50,7 +51,7 @@ async fn ask(
     decision: ReviewDecision,
     comment: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<RequirementStatus, incubator_store::StoreError> {
+) -> Result<RequirementStatus, StoreError> {
     p.store
         .write(ReviewDocument {
             registry: p.store.workflows().clone(),
@@ -372,7 +373,7 @@ async fn the_stage_clock_waits_for_every_correction_holding_it(db: &TestDb) {
     ] {
         let refused = ask(&p, document, decision, comment, utc(2021, 5, 6, 9, 0)).await;
         assert!(
-            matches!(refused, Err(incubator_store::StoreError::Invalid(_))),
+            matches!(refused, Err(StoreError::Invalid(_))),
             "{refused:?}"
         );
     }
@@ -405,21 +406,29 @@ async fn the_stage_clock_waits_for_every_correction_holding_it(db: &TestDb) {
     let snap = projects::snapshot(p.store.db(), id).await.unwrap();
     assert!(snap.requirements.values().all(|r| r.correction.is_none()));
 
-    // A stage without a deadline has no clock to pause: the request says so.
-    let closed = p.create_project("11", utc(2021, 3, 15, 10, 0)).await;
-    let statutes = upload(&p, closed, "legal_status", utc(2021, 5, 3, 8, 0)).await;
-    p.fire(
-        closed,
-        "withdraw",
-        Some("Projet abandonné."),
-        utc(2021, 5, 4, 8, 0),
-    )
-    .await;
+    // A clock an officer paused by hand is not a correction's to resume; a closed project owes nothing.
+    let other = p.create_project("11", utc(2021, 3, 15, 10, 0)).await;
+    let statutes = upload(&p, other, "legal_status", utc(2021, 5, 3, 8, 0)).await;
+    p.store
+        .write(PauseDeadline {
+            project_id: other,
+            key: "invited".into(),
+            reason: "en attente du courrier signé".into(),
+            actor: format!("user:{}", p.officer.id),
+            now: utc(2021, 5, 4, 8, 0),
+        })
+        .await
+        .unwrap();
     let refused = ask(&p, statutes, correction(due_on), Some("Statuts."), resumed).await;
-    match refused {
-        Err(incubator_store::StoreError::Invalid(message)) => {
-            assert!(message.contains("has no deadline to pause"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("paused already, not for a correction")),
+        "{refused:?}"
+    );
+    p.fire(other, "withdraw", Some("Projet abandonné."), resumed)
+        .await;
+    let refused = ask(&p, statutes, correction(due_on), Some("Statuts."), resumed).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("is closed (`withdrawn`)")),
+        "{refused:?}"
+    );
 }

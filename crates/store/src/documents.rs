@@ -338,9 +338,9 @@ impl UnitOfWork for ReviewDocument {
     }
 }
 
-/// Refuses a correction request the region could not answer as asked: a due day not after today, a
-/// document a newer upload already replaced, a correction already open, or a stage clock that cannot
-/// be paused for it.
+/// Refuses a correction request the region could not answer as asked: on a closed project, with a due
+/// day not after today, on a document a newer upload already replaced, with a correction already open, or
+/// pausing a stage clock that cannot be paused for it.
 async fn check_correction(
     txn: &DatabaseTransaction,
     workflow: &Workflow,
@@ -350,6 +350,15 @@ async fn check_correction(
     asked: CorrectionRequest,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    if workflow
+        .state(&project.state)
+        .is_some_and(|s| s.is_terminal())
+    {
+        return Err(StoreError::Invalid(format!(
+            "project {} is closed (`{}`): the region owes no correction any more",
+            project.id, project.state
+        )));
+    }
     let today = workflow.local_day(now);
     if asked.due_on <= today {
         return Err(StoreError::Invalid(format!(
