@@ -117,6 +117,15 @@ call POST "/documents/$document/review" "$OFFICER" -H 'Content-Type: application
   -d '{"decision": "rejected", "comment": "La délibération transmise n'"'"'est pas signée."}' |
   jq -c '{requirement: .document.requirement, status: .requirement_status}'
 
+step "A correction: the officer asks for it by a day and pauses the stage's clock; the next upload answers it"
+document="$(upload "$PROJECT" "$COUNCIL" legal_status)"
+call POST "/documents/$document/review" "$OFFICER" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg d "$(date -u -d '+14 days' +%F)" '{decision: "correction_requested", kind: "incomplete",
+        due_on: $d, pause_stage_clock: true, comment: "Les statuts transmis ne sont pas signés."}')" |
+  jq -c '{requirement: .document.requirement, status: .requirement_status}'
+call GET "/projects/$PROJECT" "$COUNCIL" |
+  jq -c '.requirements[] | select(.key == "legal_status") | {status, correction: .correction | {kind, due_on}}'
+
 step "The council uploads the evidence of the seven eligibility criteria; the officer accepts each"
 for requirement in council_backed regional_perimeter minimum_services legal_status own_staff \
   autonomous_accounting intercert_commitment; do

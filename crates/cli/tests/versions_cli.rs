@@ -27,7 +27,7 @@ async fn deploy_then_migrate_with_a_dry_run_first() {
     let out = incubator(data, &["workflow", "deploy", v1.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).ends_with(": csirt-incubation v1 created\n"),
+        text(&out.stdout).ends_with(": csirt-incubation v2 created\n"),
         "{}",
         text(&out.stdout)
     );
@@ -57,8 +57,8 @@ async fn deploy_then_migrate_with_a_dry_run_first() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("csirt-incubation v1 unchanged"), "{stdout}");
-    assert!(stdout.contains("csirt-incubation v2 created"), "{stdout}");
+    assert!(stdout.contains("csirt-incubation v2 unchanged"), "{stdout}");
+    assert!(stdout.contains("csirt-incubation v3 created"), "{stdout}");
 
     // A changed file under a deployed version is refused, with what to do.
     let changed = data.join("changed.yaml");
@@ -74,7 +74,7 @@ async fn deploy_then_migrate_with_a_dry_run_first() {
 
     let migrate = |extra: &[&str]| {
         let mut args = vec!["workflow", "migrate", "--workflow", "csirt-incubation"];
-        args.extend_from_slice(&["--to", "2"]);
+        args.extend_from_slice(&["--to", "3"]);
         args.extend_from_slice(extra);
         incubator(data, &args)
     };
@@ -95,7 +95,7 @@ async fn deploy_then_migrate_with_a_dry_run_first() {
     );
     assert!(
         report.contains(&format!(
-            "project {project} (region 53): v1 → v2, state invited → invited"
+            "project {project} (region 53): v2 → v3, state invited → invited"
         )),
         "{report}"
     );
@@ -110,7 +110,7 @@ async fn deploy_then_migrate_with_a_dry_run_first() {
     assert!(report.contains("  deadline invited: "), "{report}");
     assert!(report.contains("    reminder before:P30D: "), "{report}");
     let still = projects::find(store.db(), project).await.unwrap();
-    assert_eq!(still.workflow_version, 1, "a dry run writes nothing");
+    assert_eq!(still.workflow_version, 2, "a dry run writes nothing");
 
     let json = migrate(&["--dry-run", "--json"]);
     assert!(json.status.success(), "{}", text(&json.stderr));
@@ -126,7 +126,7 @@ async fn deploy_then_migrate_with_a_dry_run_first() {
         text(&real.stdout)
     );
     let moved = projects::find(store.db(), project).await.unwrap();
-    assert_eq!(moved.workflow_version, 2);
+    assert_eq!(moved.workflow_version, 3);
     let verify = incubator(data, &["audit", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 }

@@ -60,7 +60,7 @@ fn validate_reports_each_sound_file_in_one_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "csirt-incubation.yaml: ok — csirt-incubation v1, 11 states, 10 transitions, 9 requirements\n\
+        "csirt-incubation.yaml: ok — csirt-incubation v2, 11 states, 10 transitions, 9 requirements\n\
          intercert-membership.yaml: ok — intercert-membership v1, 7 states, 7 transitions, 4 requirements\n"
     );
 }

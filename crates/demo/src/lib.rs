@@ -493,6 +493,7 @@ impl Replay {
                         media_type: "application/pdf".into(),
                         size,
                         sha256,
+                        expires_on: None,
                         actor: actor.id.clone(),
                         now,
                     })
@@ -521,6 +522,7 @@ impl Replay {
                 }
                 store
                     .write(ReviewDocument {
+                        registry: store.workflows().clone(),
                         document_id: waiting.id,
                         decision: if *accept {
                             ReviewDecision::Accepted

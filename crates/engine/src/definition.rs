@@ -37,6 +37,8 @@ pub struct Workflow {
     pub(crate) states: Vec<State>,
     pub(crate) transitions: Vec<Transition>,
     pub(crate) goals: Vec<Goal>,
+    /// The plan of every correction deadline (`correction:<requirement>`), when the definition has one.
+    pub(crate) correction_reminders: Option<ReminderPlan>,
     pub(crate) initial: usize,
     pub(crate) index: Index,
     /// Node `i` is state `i`; edge weights are transition indices.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::correction::correction_key;
 use crate::definition::{
     Anchor, CREATE_TRANSITION, DeadlineRule, Field, State, Transition, Workflow,
 };
@@ -75,6 +76,10 @@ impl Workflow {
             .iter()
             .filter(|g| entered.is_terminal() || g.reach_ix == transition.to_ix);
         clear_deadlines.extend(goals_done.map(|g| g.id.clone()));
+        if entered.is_terminal() {
+            // A closed project owes no correction any more: no reminder may chase it.
+            clear_deadlines.extend(self.requirements.iter().map(|r| correction_key(&r.key)));
+        }
         Ok(Decision {
             transition: transition.id.clone(),
             from: left.id.clone(),

@@ -4,6 +4,7 @@
 pub mod model;
 
 mod analysis;
+mod correction;
 mod definition;
 mod duration;
 mod error;
@@ -17,6 +18,7 @@ mod reminder;
 mod runtime;
 
 pub use analysis::{CriticalPath, Forecast, GoalVerdict, PlannedPath, StagePlan};
+pub use correction::{CorrectionKind, correction_key, correction_requirement};
 pub use definition::{
     Anchor, CREATE_TRANSITION, DOCUMENT_KINDS, Deadline, DeadlineRule, Field, Goal, Milestone,
     Planned, ReminderPlan, ReminderTemplates, Requirement, State, Transition, Workflow,

@@ -383,6 +383,20 @@ impl Checker {
             states.push(State { outgoing, ..built });
         }
         let goals = self.goals(&raw, &sketch, timezone, &mut template_refs);
+        let correction_reminders = raw
+            .corrections
+            .as_ref()
+            .and_then(|c| c.reminders.as_ref())
+            .and_then(|plan| {
+                self.reminder_plan(
+                    &join("corrections", "reminders"),
+                    plan,
+                    raw.roles.keys().cloned().collect(),
+                    &raw.roles,
+                    timezone,
+                    &mut template_refs,
+                )
+            });
         for (old, new) in &raw.migrations {
             if !sketch.index.contains_key(new) {
                 self.fail_value(
@@ -420,6 +434,7 @@ impl Checker {
                     states,
                     transitions,
                     goals,
+                    correction_reminders,
                     initial,
                     index,
                     graph,

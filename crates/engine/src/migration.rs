@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::correction::correction_requirement;
 use crate::definition::{DeadlineRule, ReminderPlan, Workflow};
 use crate::model::ClockOnResume;
 use crate::reminder::ReminderStep;
@@ -160,6 +161,12 @@ pub fn plan_migration(
     for key in all_keys {
         let current = live.get(key).copied();
         let new_due = match (current, new_defined.get(key)) {
+            // A correction is owed on a requirement, not a stage: it stays while the requirement does.
+            (Some(current), None)
+                if correction_requirement(key).is_some_and(|r| new.requirement(r).is_some()) =>
+            {
+                Some(current.due_at)
+            }
             (_, None) => None,
             // A goal not live any more was reached: it stays cleared. A goal new in this version starts now.
             (None, Some(_)) if old_goal(key) => None,

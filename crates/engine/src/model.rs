@@ -36,6 +36,17 @@ pub struct RawWorkflow {
     /// Explicit mapping used when a project is migrated from an older version whose states no longer exist.
     #[serde(default)]
     pub migrations: BTreeMap<String, String>,
+    /// Corrections officers request on evidence, each with its own due date.
+    #[serde(default)]
+    pub corrections: Option<RawCorrections>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrections {
+    /// The plan of every correction deadline (keys `correction:<requirement>`).
+    #[serde(default)]
+    pub reminders: Option<RawReminderPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::correction::correction_requirement;
 use crate::definition::{ReminderPlan, Workflow};
 use crate::duration::{CalendarDuration, resolve_local};
 
@@ -23,8 +24,14 @@ pub struct ReminderStep {
 }
 
 impl Workflow {
-    /// The reminder plan of a deadline key (a state id or a goal id); milestones have none.
+    /// The reminder plan of a deadline key (a state id, a goal id, or `correction:<requirement>`);
+    /// milestones have none.
     pub fn reminder_plan(&self, deadline_key: &str) -> Option<&ReminderPlan> {
+        if let Some(requirement) = correction_requirement(deadline_key) {
+            return self
+                .requirement(requirement)
+                .and(self.correction_reminders.as_ref());
+        }
         match self.state(deadline_key) {
             Some(state) => state.reminders.as_ref(),
             None => self

@@ -315,10 +315,17 @@ fn withdraw_needs_a_reason_from_any_open_state_and_ends_the_goal() {
     assert_eq!(decision.to, "withdrawn");
     assert!(decision.terminal);
     assert_eq!(decision.comment.as_deref(), Some("Budget refusé"));
-    assert_eq!(
-        decision.clear_deadlines,
-        ["legal_structure", "operational_by_end_2024"]
+    // A closed project owes no correction either.
+    let mut cleared = vec![
+        "legal_structure".to_owned(),
+        "operational_by_end_2024".to_owned(),
+    ];
+    cleared.extend(
+        wf.requirements()
+            .iter()
+            .map(|r| incubator_engine::correction_key(&r.key)),
     );
+    assert_eq!(decision.clear_deadlines, cleared);
     assert!(decision.set_deadlines.is_empty());
     assert_eq!(decision.emails[0].template, "project_withdrawn");
     // Nothing leaves a terminal state.

@@ -1,5 +1,5 @@
 //! Migrating a project between versions of its workflow, and pausing deadlines: pure plans, checked on the
-//! ANSSI workflow and the version 2 fixture derived from it.
+//! ANSSI workflow and the next version's fixture derived from it.
 
 mod common;
 
@@ -48,7 +48,7 @@ fn a_lengthened_deadline_is_recomputed_from_the_entry_into_the_state() {
     let now = utc("2022-05-01T12:00:00Z");
     let plan = plan_migration(&v1, &v2, &project, &deadlines, &BTreeMap::new(), now).unwrap();
 
-    assert_eq!((plan.from_version, plan.to_version), (1, 2));
+    assert_eq!((plan.from_version, plan.to_version), (2, 3));
     assert_eq!(plan.to_state, "project_identification");
     assert_eq!(plan.requirements_added, ["audit_report"]);
     assert!(plan.requirements_removed.is_empty());
@@ -112,7 +112,7 @@ fn a_state_with_no_counterpart_refuses_until_mapped() {
     assert_eq!(
         refused,
         MigrationRefused::Unmapped {
-            to_version: 2,
+            to_version: 3,
             states: vec!["awaiting_incubation".into()]
         }
     );
@@ -134,6 +134,29 @@ fn a_state_with_no_counterpart_refuses_until_mapped() {
     )]);
     let plan = plan_migration(&v1, &v2, &project, &deadlines, &map, now).unwrap();
     assert_eq!(plan.to_state, "awaiting_session");
+}
+
+#[test]
+fn a_correction_owed_stays_due_while_its_requirement_exists() {
+    let (v1, v2) = (anssi(), v2());
+    let project = instance("project_identification");
+    let mut deadlines = live(&v1, "project_identification", project.entered_at);
+    let due = v1.correction_due(chrono::NaiveDate::from_ymd_opt(2022, 5, 20).unwrap());
+    deadlines.push(LiveDeadline {
+        key: incubator_engine::correction_key("legal_status"),
+        due_at: due,
+        paused_at: None,
+        sent: BTreeSet::from(["before:P3D".to_owned()]),
+    });
+    let now = utc("2022-05-18T12:00:00Z");
+    let plan = plan_migration(&v1, &v2, &project, &deadlines, &BTreeMap::new(), now).unwrap();
+    let change = plan
+        .deadlines
+        .iter()
+        .find(|d| d.key == "correction:legal_status")
+        .expect("the correction's deadline");
+    assert_eq!((change.old_due, change.new_due), (Some(due), Some(due)));
+    assert_eq!(change.reminders.carried, ["before:P3D"]);
 }
 
 #[test]

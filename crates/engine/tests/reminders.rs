@@ -163,3 +163,71 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_correction_deadline_has_the_workflow_s_correction_plan() {
+    let wf = anssi();
+    let plan = wf.reminder_plan("correction:legal_status").unwrap();
+    assert_eq!(plan, wf.correction_reminders().unwrap());
+    assert_eq!(plan.notify, ["council"]);
+    assert_eq!(plan.escalate_to, ["officer"]);
+    assert!(wf.reminder_plan("correction:no_such_requirement").is_none());
+    assert!(!incubator_engine::is_milestone_key(
+        &incubator_engine::correction_key("legal_status")
+    ));
+    // Due by the end of 20 May in Paris: reminded on the 17th at 09:00, overdue at midnight, then weekly.
+    let due = wf.correction_due(chrono::NaiveDate::from_ymd_opt(2021, 5, 20).unwrap());
+    assert_eq!(due, utc("2021-05-20T22:00:00Z"));
+    assert_eq!(
+        keys_and_times(&plan.schedule(due, utc("2021-05-28T00:00:00Z"))),
+        [
+            (
+                "before:P3D".to_owned(),
+                "2021-05-17T07:00:00+00:00".to_owned()
+            ),
+            (
+                "overdue:0".to_owned(),
+                "2021-05-20T22:00:00+00:00".to_owned()
+            ),
+            (
+                "escalation:0".to_owned(),
+                "2021-05-20T22:00:00+00:00".to_owned()
+            ),
+            (
+                "overdue:1".to_owned(),
+                "2021-05-27T22:00:00+00:00".to_owned()
+            ),
+            (
+                "escalation:1".to_owned(),
+                "2021-05-27T22:00:00+00:00".to_owned()
+            ),
+        ]
+    );
+    let labels = wf.deadline_labels("correction:legal_status").unwrap();
+    assert_eq!(labels.fr, "Correction demandée : Statuts de la structure");
+}
+
+#[test]
+fn accepted_evidence_is_valid_through_its_expiry_day_in_paris() {
+    use incubator_engine::RequirementStatus::{Accepted, Expired, Pending};
+    let wf = anssi();
+    let last_day = chrono::NaiveDate::from_ymd_opt(2024, 6, 30);
+    // 30 June 23:59 in Paris is still the 30th; one minute later it is the 1st of July.
+    assert_eq!(
+        wf.requirement_status_at(Accepted, last_day, utc("2024-06-30T21:59:00Z")),
+        Accepted
+    );
+    assert_eq!(
+        wf.requirement_status_at(Accepted, last_day, utc("2024-06-30T22:00:00Z")),
+        Expired
+    );
+    assert_eq!(
+        wf.requirement_status_at(Accepted, None, utc("2030-01-01T00:00:00Z")),
+        Accepted
+    );
+    // Only accepted evidence expires: a pending upload is waiting, whatever its date.
+    assert_eq!(
+        wf.requirement_status_at(Pending, last_day, utc("2030-01-01T00:00:00Z")),
+        Pending
+    );
+}

@@ -52,10 +52,10 @@ async fn bench(n: usize) -> anyhow::Result<()> {
         "/../../workflows/csirt-incubation.yaml"
     ))?;
     let now = Utc.with_ymd_and_hms(2021, 6, 1, 10, 0, 0).unwrap();
-    store
+    let deployed = store
         .deploy_workflow(&source, "csirt-incubation.yaml", now)
         .await?;
-    let due = fill(&store, n, now).await?;
+    let due = fill(&store, n, deployed.version, now).await?;
 
     let mut floors = Vec::new();
     let mut moves = Vec::new();
@@ -97,7 +97,12 @@ async fn bench(n: usize) -> anyhow::Result<()> {
 
 /// Projects, a council account per region, and one `invited` deadline each: 1% due a week from `now`
 /// (their before-reminder is due), the rest due in a year and looked at in eleven months.
-async fn fill(store: &Store, n: usize, now: DateTime<Utc>) -> anyhow::Result<usize> {
+async fn fill(
+    store: &Store,
+    n: usize,
+    workflow_version: i32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
     let db = store.db();
     db.execute_unprepared("DROP INDEX uq_projects_region_workflow")
         .await?;
@@ -134,10 +139,11 @@ async fn fill(store: &Store, n: usize, now: DateTime<Utc>) -> anyhow::Result<usi
                 projects.push(',');
                 deadlines.push(',');
             }
-            projects.push_str("(?, ?, 'csirt-incubation', 1, 'invited', ?, '{}', 0, '0', 0, ?, ?)");
+            projects.push_str("(?, ?, 'csirt-incubation', ?, 'invited', ?, '{}', 0, '0', 0, ?, ?)");
             values.extend([
                 id.into(),
                 REGIONS[i % 18].into(),
+                workflow_version.into(),
                 now.into(),
                 now.into(),
                 now.into(),

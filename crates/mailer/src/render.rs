@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use incubator_engine::model::Labels;
-use incubator_engine::{Actor, Workflow};
+use incubator_engine::{Actor, CorrectionKind, Workflow};
 use incubator_notify::{
-    DeadlineOverdue, DeadlineReminder, DeadlineStatus, DigestDeadline, DigestDueSoon,
-    DigestOverdue, DocumentAccepted, DocumentRejected, DocumentReview, EmailContext, Lang,
-    MailDate, NextDeadline, OfficersDigest, ProjectClosed, ProjectMail, PublicUrl, StageCount,
-    StageEntered, TemplateKind,
+    CorrectionRequested, DeadlineOverdue, DeadlineReminder, DeadlineStatus, DigestDeadline,
+    DigestDueSoon, DigestOverdue, DocumentAccepted, DocumentRejected, DocumentReview, EmailContext,
+    Lang, MailDate, NextDeadline, OfficersDigest, ProjectClosed, ProjectMail, PublicUrl,
+    StageCount, StageEntered, TemplateKind,
 };
 use incubator_store::entities::{deadlines, outbox, projects, regions, users};
 use incubator_store::{Store, delivery, projects as project_repo};
@@ -83,6 +83,14 @@ struct ReviewKeys {
     comment: Option<String>,
 }
 
+/// What a correction request adds to a review's keys.
+#[derive(Debug, Deserialize)]
+struct CorrectionKeys {
+    correction_kind: CorrectionKind,
+    due_on: NaiveDate,
+    stage_clock_paused: bool,
+}
+
 /// What the scheduler freezes in a reminder's row.
 #[derive(Debug, Deserialize)]
 struct ReminderKeys {
@@ -136,29 +144,11 @@ pub fn local_day(at: DateTime<Utc>, tz: Tz) -> NaiveDate {
     at.with_timezone(&tz).date_naive()
 }
 
-/// The label of a deadline key: a state's deadline, a goal, or a milestone (`state.milestone`).
+/// The label of a deadline key (see `Workflow::deadline_labels`), or the key itself.
 pub fn deadline_label(workflow: &Workflow, key: &str, lang: Lang) -> String {
-    if let Some(state) = workflow.state(key) {
-        return pick(
-            state
-                .deadline
-                .as_ref()
-                .and_then(|d| d.labels.as_ref())
-                .unwrap_or(&state.labels),
-            lang,
-        );
-    }
-    if let Some(goal) = workflow.goals().iter().find(|g| g.id == key) {
-        return pick(&goal.labels, lang);
-    }
-    if let Some((state, milestone)) = key.split_once('.')
-        && let Some(found) = workflow
-            .state(state)
-            .and_then(|s| s.milestones.iter().find(|m| m.id == milestone))
-    {
-        return pick(&found.labels, lang);
-    }
-    key.to_owned()
+    workflow
+        .deadline_labels(key)
+        .map_or_else(|| key.to_owned(), |labels| pick(&labels, lang))
 }
 
 fn state_label(workflow: &Workflow, state: &str, lang: Lang) -> String {
@@ -252,9 +242,12 @@ impl Renderer<'_> {
                     EmailContext::ProjectWithdrawn(closed)
                 }
             }
-            TemplateKind::DocumentAccepted | TemplateKind::DocumentRejected => {
+            TemplateKind::DocumentAccepted
+            | TemplateKind::DocumentRejected
+            | TemplateKind::CorrectionRequested => {
                 let r: ReviewKeys = keys(row)?;
-                let missing = missing(self.store, &workflow, &project, lang).await?;
+                let missing =
+                    missing(self.store, &workflow, &project, row.created_at, lang).await?;
                 let review = DocumentReview {
                     project: base,
                     requirement_label: workflow
@@ -271,9 +264,24 @@ impl Renderer<'_> {
                     })
                 } else {
                     let comment = r.comment.ok_or_else(|| {
-                        data(format!("mail {}: a rejection without comment", row.id))
+                        data(format!("mail {}: a {kind} mail without comment", row.id))
                     })?;
-                    EmailContext::DocumentRejected(DocumentRejected { review, comment })
+                    if kind == TemplateKind::DocumentRejected {
+                        EmailContext::DocumentRejected(DocumentRejected { review, comment })
+                    } else {
+                        let c: CorrectionKeys = keys(row)?;
+                        let (fr, en) = c.correction_kind.words();
+                        EmailContext::CorrectionRequested(CorrectionRequested {
+                            review,
+                            kind_label: match lang {
+                                Lang::Fr => fr.to_owned(),
+                                Lang::En => en.to_owned(),
+                            },
+                            comment,
+                            due_on: MailDate::new(c.due_on, lang),
+                            stage_clock_paused: c.stage_clock_paused,
+                        })
+                    }
                 }
             }
             TemplateKind::DeadlineReminder
@@ -287,7 +295,7 @@ impl Renderer<'_> {
                     deadline_label: deadline_label(&workflow, &r.deadline_key, lang),
                     state_label: state_label(&workflow, &project.state, lang),
                     due_on: MailDate::new(due, lang),
-                    missing: missing(self.store, &workflow, &project, lang)
+                    missing: missing(self.store, &workflow, &project, row.created_at, lang)
                         .await?
                         .everything,
                 };
@@ -410,10 +418,12 @@ struct Missing {
     everything: Vec<String>,
 }
 
+/// Evidence expiry is judged at `at`, when the mail was queued.
 async fn missing(
     store: &Store,
     workflow: &Workflow,
     project: &projects::Model,
+    at: DateTime<Utc>,
     lang: Lang,
 ) -> Result<Missing, RenderFailure> {
     let snapshot = project_repo::snapshot_of(store.db(), project.clone()).await?;
@@ -426,7 +436,7 @@ async fn missing(
         requirements: Vec::new(),
         everything: Vec::new(),
     };
-    for view in workflow.evaluate(&snapshot.instance(false), &officer) {
+    for view in workflow.evaluate(&snapshot.instance(workflow, at, false), &officer) {
         let forward = workflow
             .state(&view.to)
             .is_none_or(|s| !s.is_terminal() || s.is_success());

@@ -83,7 +83,7 @@ async fn a_killed_worker_loses_nothing_and_duplicates_at_most_the_mail_in_flight
     let txn = p.store.db().begin().await.unwrap();
     for n in 0..MAILS {
         let context = json!({
-            "project_id": id, "region_code": "53", "workflow_id": "csirt-incubation", "workflow_version": 1,
+            "project_id": id, "region_code": "53", "workflow_id": "csirt-incubation", "workflow_version": 2,
             "transition": "express_interest", "from_state": "invited", "to_state": "interest_expressed",
             "actor": format!("user:{}", p.officer.id), "comment": format!("mail {n}"), "at": at(2021, 2, 1),
         });

@@ -93,6 +93,7 @@ async fn milestones_arrive_once_in_french_to_the_right_people(db: &TestDb) {
             media_type: "application/pdf".into(),
             size: 1234,
             sha256: "0".repeat(64),
+            expires_on: None,
             actor: format!("user:{}", p.council_fr.id),
             now: at(2021, 4, 2),
         })
@@ -100,6 +101,7 @@ async fn milestones_arrive_once_in_french_to_the_right_people(db: &TestDb) {
         .unwrap();
     p.store
         .write(ReviewDocument {
+            registry: p.store.workflows().clone(),
             document_id: document.id,
             decision: ReviewDecision::Rejected,
             comment: Some("La délibération transmise n’est pas signée par le président.".into()),
@@ -423,6 +425,7 @@ async fn a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_other
             media_type: "application/pdf".into(),
             size: 1234,
             sha256: "0".repeat(64),
+            expires_on: None,
             actor: format!("user:{}", p.council_fr.id),
             now: at(2021, 4, 2),
         })
@@ -430,6 +433,7 @@ async fn a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_other
         .unwrap();
     p.store
         .write(ReviewDocument {
+            registry: p.store.workflows().clone(),
             document_id: document.id,
             decision: ReviewDecision::Rejected,
             comment: Some("Signature manquante.".into()),

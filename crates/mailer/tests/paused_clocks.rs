@@ -28,10 +28,10 @@ const PASS_EVERY: TimeDelta = TimeDelta::hours(6);
 async fn reminders_follow_a_paused_deadline_under_continue_and_restart(db: &TestDb) {
     let p = programme(db).await;
     let created = Utc.with_ymd_and_hms(2021, 1, 11, 15, 30, 0).unwrap();
-    // Version 1 continues; version 2, deployed next, restarts the answer's clock. New projects start on it.
+    // Version 2 continues; version 3, deployed next, restarts the answer's clock. New projects start on it.
     let continuing = p.create_project("53", created).await;
     let anssi = std::fs::read_to_string(workspace_file("workflows/csirt-incubation.yaml")).unwrap();
-    let restarting = anssi.replacen("version: 1", "version: 2", 1).replacen(
+    let restarting = anssi.replacen("version: 2", "version: 3", 1).replacen(
         "      after: P3M\n      labels: {fr: Réponse au courrier",
         "      after: P3M\n      on_resume: restart\n      labels: {fr: Réponse au courrier",
         1,
@@ -104,7 +104,7 @@ async fn reminders_follow_a_paused_deadline_under_continue_and_restart(db: &Test
     let workflow = p
         .store
         .workflows()
-        .get(p.store.db(), "csirt-incubation", 1)
+        .get(p.store.db(), "csirt-incubation", 2)
         .await
         .unwrap();
     let plan = workflow.reminder_plan("invited").unwrap();

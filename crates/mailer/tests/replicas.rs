@@ -96,7 +96,7 @@ async fn two_replicas_deliver_everything_once(db: &TestDb) {
             .unwrap();
         let context = json!({
             "project_id": project.id, "region_code": project.region_code, "workflow_id": "csirt-incubation",
-            "workflow_version": 1, "transition": "express_interest", "from_state": "invited",
+            "workflow_version": project.workflow_version, "transition": "express_interest", "from_state": "invited",
             "to_state": "interest_expressed", "actor": format!("user:{}", p.officer.id),
             "comment": format!("mail {n}"), "at": at(2021, 2, 1),
         });
@@ -177,7 +177,7 @@ async fn two_replicas_deliver_everything_once(db: &TestDb) {
     let workflow = p
         .store
         .workflows()
-        .get(p.store.db(), "csirt-incubation", 1)
+        .get(p.store.db(), "csirt-incubation", 2)
         .await
         .unwrap();
     let plan = workflow.reminder_plan("invited").unwrap();

@@ -78,7 +78,7 @@ async fn reminders_follow_the_plan_once_in_paris_time_and_stop_when_the_state_is
     let workflow = p
         .store
         .workflows()
-        .get(p.store.db(), "csirt-incubation", 1)
+        .get(p.store.db(), "csirt-incubation", 2)
         .await
         .unwrap();
     let plan = workflow.reminder_plan("invited").unwrap().clone();
@@ -456,7 +456,7 @@ async fn a_clock_jumping_back_across_the_autumn_change_sends_nothing_twice(db: &
     let workflow = p
         .store
         .workflows()
-        .get(p.store.db(), "csirt-incubation", 1)
+        .get(p.store.db(), "csirt-incubation", 2)
         .await
         .unwrap();
     let expected: BTreeSet<String> = workflow

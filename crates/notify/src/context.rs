@@ -99,6 +99,20 @@ pub struct DocumentRejected {
     pub comment: String,
 }
 
+/// `correction_requested`: an officer asks the region for a corrected document by a day.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorrectionRequested {
+    #[serde(flatten)]
+    pub review: DocumentReview,
+    /// What is wrong, in the mail's language (incorrect, incomplete or outdated document).
+    pub kind_label: String,
+    /// What to correct.
+    pub comment: String,
+    pub due_on: MailDate,
+    /// The deadline of the project's stage waits for the answer.
+    pub stage_clock_paused: bool,
+}
+
 /// The part every deadline mail shares.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadlineStatus {
@@ -181,6 +195,7 @@ pub enum TemplateKind {
     ProjectWithdrawn,
     DocumentAccepted,
     DocumentRejected,
+    CorrectionRequested,
     DeadlineReminder,
     DeadlineOverdue,
     DeadlineEscalation,
@@ -188,12 +203,13 @@ pub enum TemplateKind {
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 9] = [
+    pub const ALL: [TemplateKind; 10] = [
         TemplateKind::StageEntered,
         TemplateKind::ProjectDeclined,
         TemplateKind::ProjectWithdrawn,
         TemplateKind::DocumentAccepted,
         TemplateKind::DocumentRejected,
+        TemplateKind::CorrectionRequested,
         TemplateKind::DeadlineReminder,
         TemplateKind::DeadlineOverdue,
         TemplateKind::DeadlineEscalation,
@@ -208,6 +224,7 @@ impl TemplateKind {
             TemplateKind::ProjectWithdrawn => "project_withdrawn",
             TemplateKind::DocumentAccepted => "document_accepted",
             TemplateKind::DocumentRejected => "document_rejected",
+            TemplateKind::CorrectionRequested => "correction_requested",
             TemplateKind::DeadlineReminder => "deadline_reminder",
             TemplateKind::DeadlineOverdue => "deadline_overdue",
             TemplateKind::DeadlineEscalation => "deadline_escalation",
@@ -237,6 +254,7 @@ pub enum EmailContext {
     ProjectWithdrawn(ProjectClosed),
     DocumentAccepted(DocumentAccepted),
     DocumentRejected(DocumentRejected),
+    CorrectionRequested(CorrectionRequested),
     DeadlineReminder(DeadlineReminder),
     DeadlineOverdue(DeadlineOverdue),
     DeadlineEscalation(DeadlineOverdue),
@@ -251,6 +269,7 @@ impl EmailContext {
             EmailContext::ProjectWithdrawn(_) => TemplateKind::ProjectWithdrawn,
             EmailContext::DocumentAccepted(_) => TemplateKind::DocumentAccepted,
             EmailContext::DocumentRejected(_) => TemplateKind::DocumentRejected,
+            EmailContext::CorrectionRequested(_) => TemplateKind::CorrectionRequested,
             EmailContext::DeadlineReminder(_) => TemplateKind::DeadlineReminder,
             EmailContext::DeadlineOverdue(_) => TemplateKind::DeadlineOverdue,
             EmailContext::DeadlineEscalation(_) => TemplateKind::DeadlineEscalation,

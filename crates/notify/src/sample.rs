@@ -28,6 +28,7 @@ impl TemplateKind {
             TemplateKind::ProjectWithdrawn => both(lang, EmailContext::ProjectWithdrawn),
             TemplateKind::DocumentAccepted => both(lang, EmailContext::DocumentAccepted),
             TemplateKind::DocumentRejected => both(lang, EmailContext::DocumentRejected),
+            TemplateKind::CorrectionRequested => both(lang, EmailContext::CorrectionRequested),
             TemplateKind::DeadlineReminder => both(lang, EmailContext::DeadlineReminder),
             TemplateKind::DeadlineOverdue => both(lang, EmailContext::DeadlineOverdue),
             TemplateKind::DeadlineEscalation => both(lang, EmailContext::DeadlineEscalation),
@@ -194,6 +195,30 @@ impl Sample for DocumentRejected {
         DocumentRejected {
             review: DocumentReview::sparse(lang),
             ..DocumentRejected::sample(lang)
+        }
+    }
+}
+
+impl Sample for CorrectionRequested {
+    fn sample(lang: Lang) -> Self {
+        CorrectionRequested {
+            review: DocumentReview::sample(lang),
+            kind_label: say(lang, "document incomplet", "incomplete document"),
+            comment: say(
+                lang,
+                "L'annexe financière mentionnée page 3 est absente. Merci de joindre la délibération avec son annexe.",
+                "The financial annex named on page 3 is missing. Please send the deliberation with its annex.",
+            ),
+            due_on: on(lang, 2025, 4, 15),
+            stage_clock_paused: true,
+        }
+    }
+
+    fn sparse(lang: Lang) -> Self {
+        CorrectionRequested {
+            review: DocumentReview::sparse(lang),
+            stage_clock_paused: false,
+            ..CorrectionRequested::sample(lang)
         }
     }
 }

@@ -38,9 +38,10 @@ fn every_mail() -> Vec<(TemplateKind, Lang, incubator_notify::RenderedEmail)> {
 }
 
 #[test]
-fn workflows_may_name_the_nine_templates() {
+fn workflows_may_name_the_ten_templates() {
     let names = templates().names();
     let expected = [
+        "correction_requested",
         "deadline_escalation",
         "deadline_overdue",
         "deadline_reminder",
@@ -116,6 +117,12 @@ fn subjects_read_as_written_in_french_and_english() {
             format!("{region} Document à reprendre{NBSP}: Délibération du conseil régional"),
         ),
         (
+            TemplateKind::CorrectionRequested,
+            format!(
+                "{region} Correction demandée{NBSP}: Délibération du conseil régional, avant le 15 avril 2025"
+            ),
+        ),
+        (
             TemplateKind::DeadlineReminder,
             format!(
                 "{region} Rappel{NBSP}: Convention de subvention signée, échéance le 30 juin 2025"
@@ -145,6 +152,12 @@ fn subjects_read_as_written_in_french_and_english() {
         (
             TemplateKind::DocumentRejected,
             format!("{region} Document to be resubmitted: Regional council deliberation"),
+        ),
+        (
+            TemplateKind::CorrectionRequested,
+            format!(
+                "{region} Correction requested: Regional council deliberation, by 15 April 2025"
+            ),
         ),
         (
             TemplateKind::DeadlineEscalation,

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::{Account, TestApp, TestDb, docx, elf, pdf, png, problem};
+use incubator_store::entities::outbox;
 use reqwest::StatusCode;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const ELIGIBILITY: [&str; 7] = [
@@ -1653,7 +1654,7 @@ async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["id"] == "csirt-incubation" && v["version"] == 1),
+            .any(|v| v["id"] == "csirt-incubation" && v["version"] == 2),
         "{versions}"
     );
     let v2 = std::fs::read_to_string(
@@ -1670,7 +1671,7 @@ async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
         .post(
             &cast.officer,
             path,
-            &json!({"to_version": 2, "dry_run": true}),
+            &json!({"to_version": 3, "dry_run": true}),
         )
         .await;
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
@@ -1678,7 +1679,7 @@ async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
         .post(
             &cast.admin,
             path,
-            &json!({"to_version": 2, "map": {"invited": "nowhere"}, "dry_run": true}),
+            &json!({"to_version": 3, "map": {"invited": "nowhere"}, "dry_run": true}),
         )
         .await;
     let unknown = problem(unknown, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -1689,7 +1690,7 @@ async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
             .contains("`invited=nowhere`"),
         "{unknown}"
     );
-    let body = json!({"to_version": 2, "projects": [id], "dry_run": true});
+    let body = json!({"to_version": 3, "projects": [id], "dry_run": true});
     let dry: Value = expect_ok(app.post(&cast.admin, path, &body).await).await;
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["projects"][0]["to_state"], "invited");
@@ -1697,7 +1698,7 @@ async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
         app.post(
             &cast.admin,
             path,
-            &json!({"to_version": 2, "projects": [id]}),
+            &json!({"to_version": 3, "projects": [id]}),
         )
         .await,
     )
@@ -2113,7 +2114,7 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
                     json!({"name": format!("Session {column}"), "starts_on": "2022-07-04"})
                 }
                 "POST /api/v1/workflows/{id}/migrations" => {
-                    json!({"to_version": 1, "dry_run": true})
+                    json!({"to_version": 2, "dry_run": true})
                 }
                 _ => Value::Null,
             };
@@ -2170,6 +2171,7 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
 both_backends!(
     every_route_answers_every_role_by_its_rule,
     owners_change_their_password_under_the_policy,
+    corrections_and_expiring_evidence,
     weaker_password_hashes_are_upgraded_at_sign_in,
     workflow_versions_migrations_and_paused_clocks,
     outbox_for_admins,
@@ -2182,3 +2184,274 @@ both_backends!(
     client_address_and_metrics_token,
     openapi_is_complete_and_true,
 );
+
+/// A day `days` after today, as the API writes days.
+fn day_in(days: i64) -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::days(days))
+        .date_naive()
+        .to_string()
+}
+
+fn requirement<'a>(project: &'a Value, key: &str) -> &'a Value {
+    project["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no requirement {key}"))
+}
+
+async fn corrections_and_expiring_evidence(db: TestDb) {
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let id = create_project(&app, &cast.officer, "24").await;
+    for transition in ["express_interest", "open_identification"] {
+        expect_ok(app.fire(&cast.officer, id, transition, None).await).await;
+    }
+    let document = upload(
+        &app,
+        &cast.council,
+        id,
+        "council_backed",
+        "deliberation.pdf",
+        "application/pdf",
+        pdf("deliberation"),
+    )
+    .await;
+    let review_path = format!("/api/v1/documents/{document}/review");
+
+    // Bad requests: each a 422 naming what is wrong, and nothing changes.
+    let before = app.fingerprint(&cast.officer, id).await;
+    let future = day_in(10);
+    let comment = "La délibération n'a pas son annexe financière.";
+    let bad = [
+        (
+            json!({"decision": "correction_requested", "comment": comment, "kind": "wrong", "due_on": future}),
+            "kind",
+        ),
+        (
+            json!({"decision": "correction_requested", "comment": comment, "due_on": future}),
+            "kind",
+        ),
+        (
+            json!({"decision": "correction_requested", "comment": comment, "kind": "incomplete", "due_on": "31/12/2099"}),
+            "due_on",
+        ),
+        (json!({"decision": "accepted", "due_on": future}), "due_on"),
+    ];
+    for (body, field) in bad {
+        let refused = problem(
+            app.post(&cast.officer, &review_path, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let fields: Vec<&str> = refused["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&field), "{body}: {refused}");
+    }
+    let past = json!({"decision": "correction_requested", "comment": comment, "kind": "outdated",
+                      "due_on": day_in(-3)});
+    let refused = problem(
+        app.post(&cast.officer, &review_path, &past).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is not in the future"),
+        "{refused}"
+    );
+    let silent = json!({"decision": "correction_requested", "kind": "incorrect", "due_on": future});
+    let refused = problem(
+        app.post(&cast.officer, &review_path, &silent).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs a comment"),
+        "{refused}"
+    );
+    for expires_on in ["demain", "2020-01-31"] {
+        let form = reqwest::multipart::Form::new()
+            .text("requirement", "council_backed")
+            .text("expires_on", expires_on)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(pdf("again")).file_name("d.pdf"),
+            );
+        let response = app
+            .http
+            .post(app.url(&format!("/api/v1/projects/{id}/documents")))
+            .bearer_auth(&cast.council.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let refused = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains("expires_on"),
+            "{refused}"
+        );
+    }
+    // The council may not ask for corrections.
+    let asked = json!({"decision": "correction_requested", "comment": comment, "kind": "incomplete",
+                       "due_on": future, "pause_stage_clock": true});
+    let forbidden = app.post(&cast.council, &review_path, &asked).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.fingerprint(&cast.officer, id).await, before);
+
+    // The officer asks for a correction and pauses the stage's clock.
+    let reviewed = expect_ok(app.post(&cast.officer, &review_path, &asked).await).await;
+    assert_eq!(reviewed["requirement_status"], "correction_requested");
+    assert_eq!(reviewed["document"]["status"], "correction_requested");
+    assert_eq!(reviewed["document"]["review_comment"], comment);
+    let project = app.project(&cast.council, id).await;
+    let council_backed = requirement(&project, "council_backed");
+    assert_eq!(council_backed["status"], "correction_requested");
+    assert_eq!(
+        council_backed["correction"],
+        json!({"kind": "incomplete", "comment": comment, "due_on": future, "document_id": document,
+               "paused_deadline": "project_identification"})
+    );
+    assert_eq!(council_backed["expires_on"], Value::Null);
+    assert_eq!(
+        requirement(&project, "legal_status")["correction"],
+        Value::Null
+    );
+    let keys: Vec<&str> = project["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"correction:council_backed"), "{keys:?}");
+    let events = expect_ok(
+        app.get(&cast.officer, &format!("/api/v1/projects/{id}/events"))
+            .await,
+    )
+    .await;
+    let events = events.as_array().unwrap();
+    let review_event = events
+        .iter()
+        .find(|e| e["kind"] == "document_reviewed")
+        .expect("the review event");
+    assert_eq!(review_event["actor"], format!("user:{}", cast.officer.id));
+    assert_eq!(review_event["comment"], comment);
+    assert_eq!(review_event["changes"]["correction"]["kind"], "incomplete");
+    assert!(events.iter().any(|e| e["kind"] == "deadline.paused"));
+    // The council of the region is mailed; the other region's is not.
+    let mails = outbox::Entity::find()
+        .filter(outbox::Column::Template.eq("correction_requested"))
+        .all(app.store.db())
+        .await
+        .unwrap();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(
+        mails[0]
+            .recipients
+            .contains("csirt@centrevaldeloire.example")
+    );
+    let context: Value = serde_json::from_str(&mails[0].context).unwrap();
+    assert_eq!(context["due_on"], future);
+    assert_eq!(context["correction_kind"], "incomplete");
+    // One correction at a time on a requirement.
+    let twice = problem(
+        app.post(&cast.officer, &review_path, &asked).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        twice["detail"].as_str().unwrap().contains("already asked"),
+        "{twice}"
+    );
+
+    // The region answers with a document valid for five days: the correction is closed, the clock resumes.
+    let expires_on = day_in(5);
+    let form = reqwest::multipart::Form::new()
+        .text("requirement", "council_backed")
+        .text("expires_on", expires_on.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(pdf("deliberation and annex")).file_name("d.pdf"),
+        );
+    let answer: Value = expect_ok(
+        app.http
+            .post(app.url(&format!("/api/v1/projects/{id}/documents")))
+            .bearer_auth(&cast.council.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer["expires_on"], expires_on);
+    let project = app.project(&cast.council, id).await;
+    let council_backed = requirement(&project, "council_backed");
+    assert_eq!(council_backed["status"], "pending");
+    assert_eq!(council_backed["correction"], Value::Null);
+    assert!(
+        !project["deadlines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["state"] == "correction:council_backed")
+    );
+    let events = expect_ok(
+        app.get(&cast.officer, &format!("/api/v1/projects/{id}/events"))
+            .await,
+    )
+    .await;
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "deadline.resumed")
+    );
+    let answer_id = answer["id"].as_i64().unwrap();
+    review(&app, &cast.officer, answer_id, "accepted", None).await;
+    let project = app.project(&cast.officer, id).await;
+    assert_eq!(requirement_status(&project, "council_backed"), "accepted");
+    assert_eq!(
+        requirement(&project, "council_backed")["expires_on"],
+        expires_on
+    );
+
+    // A week on, the evidence has expired: the project view and the guard say so.
+    let app = app
+        .restart_with(|config| config.programme_clock_offset = chrono::TimeDelta::days(7))
+        .await;
+    let project = app.project(&cast.officer, id).await;
+    assert_eq!(requirement_status(&project, "council_backed"), "expired");
+    let unmet = transition(&project, "retain_project")["unmet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["subject"] == "council_backed")
+        .expect("council_backed unmet")
+        .clone();
+    assert_eq!(unmet["code"], "requirement_not_accepted");
+    assert!(
+        unmet["en"].as_str().unwrap().contains("evidence expired"),
+        "{unmet}"
+    );
+    let refused = problem(
+        app.fire(&cast.officer, id, "retain_project", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused.to_string().contains("justificatif expiré"),
+        "{refused}"
+    );
+    app.stop().await;
+}

@@ -1030,7 +1030,157 @@ async fn kill(app: &TestApp, id: i64) {
     );
 }
 
+/// A day `days` after today, as forms write days.
+fn day_in(days: i64) -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::days(days))
+        .date_naive()
+        .to_string()
+}
+
+async fn a_correction_and_an_expiry_show_on_the_region_page(db: TestDb) {
+    let app = common::spawn(db).await;
+    let (cast, ours, _) = cast(&app).await;
+    let mut council = signed_in(&app, COUNCIL).await;
+    let page = ok_page(&mut council, "/regions/24").await;
+    assert!(page.body.contains("name=\"expires_on\""));
+    let token = page.csrf();
+    let valid_until = day_in(60);
+    let answer = council
+        .upload(
+            "/regions/24/documents",
+            &[
+                ("csrf_token", &token),
+                ("requirement", "legal_status"),
+                ("expires_on", &valid_until),
+            ],
+            "statuts.pdf",
+            pdf("statuts"),
+        )
+        .await;
+    assert_eq!(
+        answer.location(),
+        Some("/regions/24?notice=document_uploaded")
+    );
+    let document = documents(&app, &cast.officer, ours).await[0]["id"]
+        .as_i64()
+        .unwrap();
+
+    let mut officer = signed_in(&app, OFFICER).await;
+    let page = ok_page(&mut officer, "/regions/24").await;
+    assert!(page.body.contains(&format!("id=\"correct-{document}\"")));
+    assert!(page.body.contains("Demander une correction"));
+    assert!(
+        page.body
+            .contains("<option value=\"outdated\">document périmé</option>")
+    );
+    let token = page.csrf();
+    let review = format!("/documents/{document}/review");
+    let due_on = day_in(14);
+    let comment = "L'article 4 ne mentionne pas le périmètre régional.";
+    // No due day, or no comment: back to the page, nothing asked.
+    let answer = officer
+        .post(
+            &review,
+            &[
+                ("csrf_token", &token),
+                ("decision", "correction_requested"),
+                ("comment", comment),
+                ("kind", "incorrect"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.location(), Some("/regions/24?error=invalid"));
+    let answer = officer
+        .post(
+            &review,
+            &[
+                ("csrf_token", &token),
+                ("decision", "correction_requested"),
+                ("kind", "incorrect"),
+                ("due_on", &due_on),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.location(),
+        Some("/regions/24?error=comment_required")
+    );
+    assert_eq!(
+        documents(&app, &cast.officer, ours).await[0]["status"],
+        "pending"
+    );
+    let answer = officer
+        .post(
+            &review,
+            &[
+                ("csrf_token", &token),
+                ("decision", "correction_requested"),
+                ("comment", comment),
+                ("kind", "incorrect"),
+                ("due_on", &due_on),
+                ("pause_stage_clock", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.location(),
+        Some("/regions/24?notice=correction_requested")
+    );
+
+    // The council sees what to correct and by when, in French then in English.
+    let page = ok_page(&mut council, "/regions/24").await;
+    let shown = page
+        .body
+        .split("id=\"correction-legal_status\"")
+        .nth(1)
+        .expect("the correction is shown");
+    let shown = &shown[..shown.find("</div>").unwrap()];
+    assert!(shown.contains("document inexact"), "{shown}");
+    assert!(
+        shown.contains("L&#x27;article 4") || shown.contains("L'article 4"),
+        "{shown}"
+    );
+    assert!(shown.contains("suspendu"), "{shown}");
+    assert!(page.body.contains("id=\"status-legal_status\">À corriger"));
+    let page = ok_page(&mut council, "/regions/24?lang=en").await;
+    assert!(page.body.contains("incorrect document"));
+    assert!(page.body.contains("Correction requested"));
+
+    // The new upload answers it; once accepted, the page says until when the evidence is valid.
+    let token = page.csrf();
+    council
+        .upload(
+            "/regions/24/documents",
+            &[
+                ("csrf_token", &token),
+                ("requirement", "legal_status"),
+                ("expires_on", &valid_until),
+            ],
+            "statuts-v2.pdf",
+            pdf("statuts v2"),
+        )
+        .await;
+    let answer_id = documents(&app, &cast.officer, ours).await[1]["id"]
+        .as_i64()
+        .unwrap();
+    let page = ok_page(&mut officer, "/regions/24").await;
+    assert!(!page.body.contains("id=\"correction-legal_status\""));
+    let token = page.csrf();
+    officer
+        .post(
+            &format!("/documents/{answer_id}/review"),
+            &[("csrf_token", &token), ("decision", "accepted")],
+        )
+        .await;
+    let page = ok_page(&mut council, "/regions/24?lang=fr").await;
+    assert!(page.body.contains("id=\"expires-legal_status\""));
+    assert!(page.body.contains("valable jusqu&#x27;au") || page.body.contains("valable jusqu'au"));
+    assert!(page.body.contains("id=\"status-legal_status\">Acceptée"));
+    app.stop().await;
+}
+
 both_backends!(
+    a_correction_and_an_expiry_show_on_the_region_page,
     sign_in_and_out,
     every_page_renders_in_both_languages,
     a_region_moves_through_its_page,

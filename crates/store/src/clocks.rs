@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use incubator_engine::model::ClockOnResume;
-use incubator_engine::{RebasedReminders, rebase_reminders};
+use incubator_engine::{RebasedReminders, Workflow, rebase_reminders};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde::Serialize;
@@ -70,7 +70,7 @@ fn reason_of(reason: &str, what: &str) -> StoreResult<String> {
 }
 
 /// The project's live deadline `key`, or a refusal naming the live ones.
-async fn live_deadline(
+pub(crate) async fn live_deadline(
     txn: &DatabaseTransaction,
     project: &projects::Model,
     key: &str,
@@ -103,36 +103,9 @@ impl UnitOfWork for PauseDeadline {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<ClockChange> {
-        let now = normalize(self.now);
         let reason = reason_of(&self.reason, "pause")?;
         let project = find(txn, self.project_id).await?;
-        let deadline = live_deadline(txn, &project, &self.key).await?;
-        if let Some(since) = deadline.paused_at {
-            return Err(StoreError::Invalid(format!(
-                "deadline `{}` of project {} is paused already (since {since}): resume it first",
-                self.key, project.id
-            )));
-        }
-        let changes = json!({ "key": self.key, "due_at": deadline.due_at });
-        let event = NewEvent::other("deadline.paused", &self.actor, Some(reason), changes);
-        let (seq, hash) = append(txn, &project, event, now).await?;
-        let version = bump(txn, &project, seq, &hash, |u| u).await?;
-        deadlines::Entity::update_many()
-            .col_expr(deadlines::Column::PausedAt, Expr::value(Some(now)))
-            .filter(deadlines::Column::Id.eq(deadline.id))
-            .exec(txn)
-            .await?;
-        Ok(ClockChange {
-            project_id: project.id,
-            key: self.key.clone(),
-            version,
-            paused_at: now,
-            resumed_at: None,
-            on_resume: None,
-            old_due: deadline.due_at,
-            new_due: deadline.due_at,
-            reminders: RebasedReminders::default(),
-        })
+        pause(txn, &project, &self.key, reason, &self.actor, self.now).await
     }
 }
 
@@ -145,68 +118,130 @@ impl UnitOfWork for ResumeDeadline {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<ClockChange> {
-        let now = normalize(self.now);
         let reason = reason_of(&self.reason, "resume")?;
         let project = find(txn, self.project_id).await?;
-        let deadline = live_deadline(txn, &project, &self.key).await?;
-        let Some(paused_at) = deadline.paused_at else {
-            return Err(StoreError::Invalid(format!(
-                "deadline `{}` of project {} is not paused",
-                self.key, project.id
-            )));
-        };
-        if now < paused_at {
-            return Err(StoreError::Invalid(format!(
-                "deadline `{}` was paused at {paused_at}: it cannot resume before, at {now}",
-                self.key
-            )));
-        }
         let workflow = self
             .registry
             .get(txn, &project.workflow_id, project.workflow_version)
             .await?;
-        let on_resume = workflow.on_resume(&self.key);
-        let new_due = normalize(workflow.resumed_due(&self.key, deadline.due_at, paused_at, now));
-        let plan = workflow.reminder_plan(&self.key);
-        let sent = sent_steps(txn, project.id, &self.key, deadline.due_at).await?;
-        let reminders = rebase_reminders(
-            Some((plan, deadline.due_at, Some(paused_at))),
-            Some((plan, new_due, None)),
-            &sent,
-            now,
-        );
-        let changes = json!({
-            "key": self.key,
-            "paused_at": paused_at,
-            "on_resume": on_resume,
-            "old_due": deadline.due_at,
-            "new_due": new_due,
-            "reminders": reminders,
-        });
-        let event = NewEvent::other("deadline.resumed", &self.actor, Some(reason), changes);
-        let (seq, hash) = append(txn, &project, event, now).await?;
-        let version = bump(txn, &project, seq, &hash, |u| u).await?;
-        move_deadline(
+        resume(
             txn,
-            project.id,
+            &workflow,
+            &project,
             &self.key,
-            deadline.due_at,
-            new_due,
-            None,
-            &reminders.carried,
-            now,
+            reason,
+            &self.actor,
+            self.now,
         )
-        .await?;
-        Ok(ClockChange {
-            project_id: project.id,
-            key: self.key.clone(),
-            version,
-            paused_at,
-            resumed_at: Some(now),
-            on_resume: Some(on_resume),
-            old_due: deadline.due_at,
-            new_due,
-            reminders,
-        })
+        .await
     }
+}
+
+/// Pauses the live deadline `key` of `project`, with its event (a correction request pauses the stage's
+/// clock through here too).
+pub(crate) async fn pause(
+    txn: &DatabaseTransaction,
+    project: &projects::Model,
+    key: &str,
+    reason: String,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<ClockChange> {
+    let now = normalize(now);
+    let deadline = live_deadline(txn, project, key).await?;
+    if let Some(since) = deadline.paused_at {
+        return Err(StoreError::Invalid(format!(
+            "deadline `{key}` of project {} is paused already (since {since}): resume it first",
+            project.id
+        )));
+    }
+    let changes = json!({ "key": key, "due_at": deadline.due_at });
+    let event = NewEvent::other("deadline.paused", actor, Some(reason), changes);
+    let (seq, hash) = append(txn, project, event, now).await?;
+    let version = bump(txn, project, seq, &hash, |u| u).await?;
+    deadlines::Entity::update_many()
+        .col_expr(deadlines::Column::PausedAt, Expr::value(Some(now)))
+        .filter(deadlines::Column::Id.eq(deadline.id))
+        .exec(txn)
+        .await?;
+    Ok(ClockChange {
+        project_id: project.id,
+        key: key.to_owned(),
+        version,
+        paused_at: now,
+        resumed_at: None,
+        on_resume: None,
+        old_due: deadline.due_at,
+        new_due: deadline.due_at,
+        reminders: RebasedReminders::default(),
+    })
+}
+
+/// Resumes the paused deadline `key` of `project` as `workflow` says (continue or restart), with its
+/// event; the reminders already sent that still hold are carried to the new due time.
+pub(crate) async fn resume(
+    txn: &DatabaseTransaction,
+    workflow: &Workflow,
+    project: &projects::Model,
+    key: &str,
+    reason: String,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<ClockChange> {
+    let now = normalize(now);
+    let deadline = live_deadline(txn, project, key).await?;
+    let Some(paused_at) = deadline.paused_at else {
+        return Err(StoreError::Invalid(format!(
+            "deadline `{key}` of project {} is not paused",
+            project.id
+        )));
+    };
+    if now < paused_at {
+        return Err(StoreError::Invalid(format!(
+            "deadline `{key}` was paused at {paused_at}: it cannot resume before, at {now}"
+        )));
+    }
+    let on_resume = workflow.on_resume(key);
+    let new_due = normalize(workflow.resumed_due(key, deadline.due_at, paused_at, now));
+    let plan = workflow.reminder_plan(key);
+    let sent = sent_steps(txn, project.id, key, deadline.due_at).await?;
+    let reminders = rebase_reminders(
+        Some((plan, deadline.due_at, Some(paused_at))),
+        Some((plan, new_due, None)),
+        &sent,
+        now,
+    );
+    let changes = json!({
+        "key": key,
+        "paused_at": paused_at,
+        "on_resume": on_resume,
+        "old_due": deadline.due_at,
+        "new_due": new_due,
+        "reminders": reminders,
+    });
+    let event = NewEvent::other("deadline.resumed", actor, Some(reason), changes);
+    let (seq, hash) = append(txn, project, event, now).await?;
+    let version = bump(txn, project, seq, &hash, |u| u).await?;
+    move_deadline(
+        txn,
+        project.id,
+        key,
+        deadline.due_at,
+        new_due,
+        None,
+        &reminders.carried,
+        now,
+    )
+    .await?;
+    Ok(ClockChange {
+        project_id: project.id,
+        key: key.to_owned(),
+        version,
+        paused_at,
+        resumed_at: Some(now),
+        on_resume: Some(on_resume),
+        old_due: deadline.due_at,
+        new_due,
+        reminders,
+    })
 }

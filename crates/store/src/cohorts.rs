@@ -89,7 +89,7 @@ impl UnitOfWork for AssignCohort {
             .registry
             .get(txn, &project.workflow_id, project.workflow_version)
             .await?;
-        let instance = snap.instance(false);
+        let instance = snap.instance(&workflow, now, false);
         if let Some(due) =
             workflow.deadline_for(&project.state, &instance, project.state_entered_at)
         {

@@ -2,29 +2,41 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use incubator_engine::RequirementStatus;
-use sea_orm::sea_query::OnConflict;
+use chrono::{DateTime, NaiveDate, Utc};
+use incubator_engine::{CorrectionKind, RequirementStatus, Workflow, correction_key};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, Set,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::normalize;
+use crate::clocks::{live_deadline, pause, resume};
 use crate::committer::UnitOfWork;
-use crate::entities::{document_reviews, documents, requirements};
+use crate::entities::{document_reviews, documents, projects, requirements};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
-use crate::projects::{bump, find, parse_status, status_name};
+use crate::projects::{
+    Correction, bump, clear_deadlines, correction_of, find, parse_status, set_deadline, status_name,
+};
 use crate::workflows::WorkflowRegistry;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A correction asked of the region on one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorrectionRequest {
+    pub kind: CorrectionKind,
+    /// The day the corrected document is due by; after today in the workflow's time zone.
+    pub due_on: NaiveDate,
+    /// Pause the deadline of the project's stage until the region answers.
+    pub pause_stage_clock: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewDecision {
     Accepted,
     Rejected,
+    CorrectionRequested(CorrectionRequest),
 }
 
 impl ReviewDecision {
@@ -32,11 +44,13 @@ impl ReviewDecision {
         match self {
             Self::Accepted => "accepted",
             Self::Rejected => "rejected",
+            Self::CorrectionRequested(_) => "correction_requested",
         }
     }
 }
 
-/// Records a document whose bytes are already stored (see `BlobStore::put`).
+/// Records a document whose bytes are already stored (see `BlobStore::put`). An upload answers the
+/// correction its requirement waits for.
 #[derive(Debug)]
 pub struct RecordDocument {
     pub registry: Arc<WorkflowRegistry>,
@@ -46,6 +60,8 @@ pub struct RecordDocument {
     pub media_type: String,
     pub size: i64,
     pub sha256: String,
+    /// The last day the evidence is valid, if it expires.
+    pub expires_on: Option<NaiveDate>,
     pub actor: String,
     pub now: DateTime<Utc>,
 }
@@ -71,6 +87,11 @@ impl UnitOfWork for RecordDocument {
                 self.requirement, project.workflow_id
             )));
         }
+        if let Some(expires_on) = self.expires_on {
+            workflow
+                .check_expiry(expires_on, now)
+                .map_err(StoreError::Invalid)?;
+        }
         let inserted = documents::Entity::insert(documents::ActiveModel {
             id: NotSet,
             project_id: Set(project.id),
@@ -81,9 +102,23 @@ impl UnitOfWork for RecordDocument {
             sha256: Set(self.sha256.clone()),
             uploaded_by: Set(self.actor.clone()),
             uploaded_at: Set(now),
-            expires_on: Set(None),
+            expires_on: Set(self.expires_on),
         })
         .exec(txn)
+        .await?;
+        let reason = format!(
+            "the region answered the correction of `{}` (document {})",
+            self.requirement, inserted.last_insert_id
+        );
+        let answered = close_correction(
+            txn,
+            &workflow,
+            &project,
+            &self.requirement,
+            reason,
+            &self.actor,
+            now,
+        )
         .await?;
         let current = requirement_status(txn, project.id, &self.requirement).await?;
         // A newer upload waits for review without undoing an acceptance.
@@ -94,12 +129,16 @@ impl UnitOfWork for RecordDocument {
                 &self.requirement,
                 RequirementStatus::Pending,
                 None,
+                None,
                 now,
             )
             .await?;
         }
         let changes = json!({ "document_id": inserted.last_insert_id, "requirement": self.requirement,
-                              "filename": self.filename, "sha256": self.sha256, "size": self.size });
+                              "filename": self.filename, "sha256": self.sha256, "size": self.size,
+                              "expires_on": self.expires_on, "answers_correction": answered });
+        // The correction's answer may have resumed a clock, which moved the project's chain on.
+        let project = find(txn, project.id).await?;
         let (seq, hash) = append(
             txn,
             &project,
@@ -115,9 +154,11 @@ impl UnitOfWork for RecordDocument {
     }
 }
 
-/// An officer's decision on a document; mails the council.
+/// An officer's decision on a document; mails the council. Accepting or rejecting ends the correction the
+/// requirement waited for; asking for one sets its deadline and, when asked, pauses the stage's clock.
 #[derive(Debug)]
 pub struct ReviewDocument {
+    pub registry: Arc<WorkflowRegistry>,
     pub document_id: i64,
     pub decision: ReviewDecision,
     pub comment: Option<String>,
@@ -135,58 +176,112 @@ impl UnitOfWork for ReviewDocument {
             .one(txn)
             .await?
             .ok_or(StoreError::DocumentNotFound(self.document_id))?;
-        if self.decision == ReviewDecision::Rejected
-            && self.comment.as_deref().is_none_or(|c| c.trim().is_empty())
-        {
-            return Err(StoreError::Invalid(
-                "a rejection needs a comment telling the region what to fix".into(),
-            ));
+        let comment = self
+            .comment
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        match self.decision {
+            ReviewDecision::Rejected if comment.is_none() => {
+                return Err(StoreError::Invalid(
+                    "a rejection needs a comment telling the region what to fix".into(),
+                ));
+            }
+            ReviewDecision::CorrectionRequested(_) if comment.is_none() => {
+                return Err(StoreError::Invalid(
+                    "a correction request needs a comment telling the region what to correct"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
         let project = find(txn, document.project_id).await?;
-        document_reviews::Entity::insert(document_reviews::ActiveModel {
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
+        let open = open_correction(txn, project.id, &document.requirement).await?;
+        if let ReviewDecision::CorrectionRequested(asked) = self.decision {
+            check_correction(
+                txn,
+                &workflow,
+                &project,
+                &document,
+                open.as_ref(),
+                asked,
+                now,
+            )
+            .await?;
+        }
+        let correction = match self.decision {
+            ReviewDecision::CorrectionRequested(asked) => Some(asked),
+            _ => None,
+        };
+        let review = document_reviews::Entity::insert(document_reviews::ActiveModel {
             id: NotSet,
             document_id: Set(document.id),
             decision: Set(self.decision.as_str().into()),
-            comment: Set(self.comment.clone()),
+            comment: Set(comment.clone()),
             reviewer: Set(self.actor.clone()),
             reviewed_at: Set(now),
+            correction_kind: Set(correction.map(|c| c.kind.as_str().to_owned())),
+            due_on: Set(correction.map(|c| c.due_on)),
+            paused_deadline: Set(correction
+                .filter(|c| c.pause_stage_clock)
+                .map(|_| project.state.clone())),
         })
-        .exec_without_returning(txn)
-        .await?;
-        let status = match self.decision {
-            ReviewDecision::Accepted => {
-                set_requirement(
-                    txn,
-                    project.id,
-                    &document.requirement,
-                    RequirementStatus::Accepted,
-                    Some(document.id),
-                    now,
-                )
-                .await?;
-                RequirementStatus::Accepted
+        .exec(txn)
+        .await?
+        .last_insert_id;
+        if open.is_some() && correction.is_none() {
+            let reason = format!(
+                "the officer reviewed `{}` (document {}): the correction asked is closed",
+                document.requirement, document.id
+            );
+            close_correction(
+                txn,
+                &workflow,
+                &project,
+                &document.requirement,
+                reason,
+                &self.actor,
+                now,
+            )
+            .await?;
+        }
+        let (status, accepted_document, correction_review) = match self.decision {
+            ReviewDecision::Accepted => (RequirementStatus::Accepted, Some(document.id), None),
+            ReviewDecision::Rejected if newer_unreviewed(txn, &document).await? => {
+                (RequirementStatus::Pending, None, None)
             }
-            ReviewDecision::Rejected => {
-                let status = if newer_unreviewed(txn, &document).await? {
-                    RequirementStatus::Pending
-                } else {
-                    RequirementStatus::Rejected
-                };
-                set_requirement(txn, project.id, &document.requirement, status, None, now).await?;
-                status
+            ReviewDecision::Rejected => (RequirementStatus::Rejected, None, None),
+            ReviewDecision::CorrectionRequested(_) => {
+                (RequirementStatus::CorrectionRequested, None, Some(review))
             }
         };
-        let changes = json!({ "document_id": document.id, "requirement": document.requirement,
-                              "decision": self.decision.as_str(), "status": status_name(status) });
+        set_requirement(
+            txn,
+            project.id,
+            &document.requirement,
+            status,
+            accepted_document,
+            correction_review,
+            now,
+        )
+        .await?;
+        let mut changes = json!({ "document_id": document.id, "requirement": document.requirement,
+                                  "decision": self.decision.as_str(), "status": status_name(status) });
+        if let Some(asked) = correction {
+            changes["correction"] = json!({ "kind": asked.kind, "due_on": asked.due_on,
+                                            "pause_stage_clock": asked.pause_stage_clock });
+        }
+        // Closing a correction may have resumed a clock, which moved the project's chain on.
+        let project = find(txn, project.id).await?;
         let (seq, hash) = append(
             txn,
             &project,
-            NewEvent::other(
-                "document_reviewed",
-                &self.actor,
-                self.comment.clone(),
-                changes,
-            ),
+            NewEvent::other("document_reviewed", &self.actor, comment.clone(), changes),
             now,
         )
         .await?;
@@ -194,13 +289,19 @@ impl UnitOfWork for ReviewDocument {
         let template = match self.decision {
             ReviewDecision::Accepted => "document_accepted",
             ReviewDecision::Rejected => "document_rejected",
+            ReviewDecision::CorrectionRequested(_) => "correction_requested",
         };
-        let context = json!({
+        let mut context = json!({
             "project_id": project.id, "region_code": project.region_code, "workflow_id": project.workflow_id,
             "workflow_version": project.workflow_version, "document_id": document.id,
             "requirement": document.requirement, "filename": document.filename, "reviewer": self.actor,
-            "comment": self.comment, "at": now,
+            "comment": comment, "at": now,
         });
+        if let Some(asked) = correction {
+            context["correction_kind"] = json!(asked.kind);
+            context["due_on"] = json!(asked.due_on);
+            context["stage_clock_paused"] = json!(asked.pause_stage_clock);
+        }
         crate::outbox::enqueue(
             txn,
             &project,
@@ -211,8 +312,206 @@ impl UnitOfWork for ReviewDocument {
             now,
         )
         .await?;
+        if let Some(asked) = correction {
+            let key = correction_key(&document.requirement);
+            set_deadline(
+                txn,
+                project.id,
+                &key,
+                workflow.correction_due(asked.due_on),
+                now,
+            )
+            .await?;
+            if asked.pause_stage_clock {
+                hold_stage_clock(
+                    txn,
+                    &project,
+                    &document.requirement,
+                    asked,
+                    &self.actor,
+                    now,
+                )
+                .await?;
+            }
+        }
         Ok(status)
     }
+}
+
+/// Refuses a correction request the region could not answer as asked: on a closed project, with a due
+/// day not after today, on a document a newer upload already replaced, with a correction already open, or
+/// pausing a stage clock that cannot be paused for it.
+async fn check_correction(
+    txn: &DatabaseTransaction,
+    workflow: &Workflow,
+    project: &projects::Model,
+    document: &documents::Model,
+    open: Option<&Correction>,
+    asked: CorrectionRequest,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if workflow
+        .state(&project.state)
+        .is_some_and(|s| s.is_terminal())
+    {
+        return Err(StoreError::Invalid(format!(
+            "project {} is closed (`{}`): the region owes no correction any more",
+            project.id, project.state
+        )));
+    }
+    let today = workflow.local_day(now);
+    if asked.due_on <= today {
+        return Err(StoreError::Invalid(format!(
+            "`due_on` {} is not in the future (today is {today} in {}): give a day after today",
+            asked.due_on,
+            workflow.timezone()
+        )));
+    }
+    if let Some(open) = open {
+        return Err(StoreError::Invalid(format!(
+            "a correction of `{}` is already asked (on document {}, due {}): the region's next upload \
+             answers it, or accept or reject the document to close it",
+            document.requirement, open.document_id, open.due_on
+        )));
+    }
+    if let Some(newer) = newer_unreviewed_id(txn, document).await? {
+        return Err(StoreError::Invalid(format!(
+            "document {} was replaced by document {newer}, which waits for review: ask the correction \
+             on that one",
+            document.id
+        )));
+    }
+    if asked.pause_stage_clock {
+        // Only "no such deadline" is the request's fault; a database error stays one.
+        let deadline = match live_deadline(txn, project, &project.state).await {
+            Err(StoreError::Invalid(_)) => {
+                return Err(StoreError::Invalid(format!(
+                    "stage `{}` has no deadline to pause: ask the correction without \
+                     `pause_stage_clock`",
+                    project.state
+                )));
+            }
+            found => found?,
+        };
+        if deadline.paused_at.is_some() && stage_clock_holders(txn, project).await?.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "the deadline of stage `{}` is paused already, not for a correction: resume it first, or \
+                 ask the correction without `pause_stage_clock`",
+                project.state
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Pauses the stage's clock for a correction; when another correction holds it paused already, this one
+/// holds it too, so the clock resumes only once both are answered.
+async fn hold_stage_clock(
+    txn: &DatabaseTransaction,
+    project: &projects::Model,
+    requirement: &str,
+    asked: CorrectionRequest,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let deadline = live_deadline(txn, project, &project.state).await?;
+    if deadline.paused_at.is_some() {
+        return Ok(());
+    }
+    let project = find(txn, project.id).await?;
+    let reason = format!(
+        "waiting for the region's correction of `{requirement}` ({}, due {})",
+        asked.kind.as_str(),
+        asked.due_on
+    );
+    pause(txn, &project, &project.state, reason, actor, now).await?;
+    Ok(())
+}
+
+/// The correction the requirement waits for, if any.
+async fn open_correction(
+    txn: &impl ConnectionTrait,
+    project_id: i64,
+    requirement: &str,
+) -> StoreResult<Option<Correction>> {
+    let review_id = requirements::Entity::find_by_id((project_id, requirement.to_owned()))
+        .one(txn)
+        .await?
+        .and_then(|r| r.correction_review_id);
+    let Some(review_id) = review_id else {
+        return Ok(None);
+    };
+    let review = document_reviews::Entity::find_by_id(review_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("correction review {review_id} is gone")))?;
+    correction_of(review).map(Some)
+}
+
+/// The requirements whose open correction holds the project's stage clock paused.
+async fn stage_clock_holders(
+    txn: &impl ConnectionTrait,
+    project: &projects::Model,
+) -> StoreResult<Vec<String>> {
+    let waiting = requirements::Entity::find()
+        .filter(requirements::Column::ProjectId.eq(project.id))
+        .filter(requirements::Column::CorrectionReviewId.is_not_null())
+        .all(txn)
+        .await?;
+    let mut holders = Vec::new();
+    for row in waiting {
+        if let Some(c) = open_correction(txn, project.id, &row.key).await?
+            && c.paused_deadline.as_deref() == Some(project.state.as_str())
+        {
+            holders.push(row.key);
+        }
+    }
+    Ok(holders)
+}
+
+/// Ends the correction `requirement` waits for, if one: its deadline is cleared and the stage clock it
+/// paused resumes (as the workflow says), unless another open correction still holds it. Returns the
+/// review that asked it. The caller sets the requirement's new status.
+async fn close_correction(
+    txn: &DatabaseTransaction,
+    workflow: &Workflow,
+    project: &projects::Model,
+    requirement: &str,
+    reason: String,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<i64>> {
+    let Some(row) = requirements::Entity::find_by_id((project.id, requirement.to_owned()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(review_id) = row.correction_review_id else {
+        return Ok(None);
+    };
+    let correction = open_correction(txn, project.id, requirement).await?;
+    requirements::Entity::update_many()
+        .col_expr(
+            requirements::Column::CorrectionReviewId,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(requirements::Column::ProjectId.eq(project.id))
+        .filter(requirements::Column::Key.eq(requirement))
+        .exec(txn)
+        .await?;
+    clear_deadlines(txn, project.id, &[correction_key(requirement)], now).await?;
+    let paused = correction.and_then(|c| c.paused_deadline);
+    // The project may have left the stage meanwhile: its deadline is gone, nothing to resume.
+    if let Some(key) = paused.filter(|key| *key == project.state)
+        && stage_clock_holders(txn, project).await?.is_empty()
+        && live_deadline(txn, project, &key)
+            .await
+            .is_ok_and(|d| d.paused_at.is_some())
+    {
+        resume(txn, workflow, project, &key, reason, actor, now).await?;
+    }
+    Ok(Some(review_id))
 }
 
 async fn requirement_status(
@@ -235,6 +534,7 @@ async fn set_requirement(
     key: &str,
     status: RequirementStatus,
     accepted_document_id: Option<i64>,
+    correction_review_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     requirements::Entity::insert(requirements::ActiveModel {
@@ -243,6 +543,7 @@ async fn set_requirement(
         status: Set(status_name(status).into()),
         accepted_document_id: Set(accepted_document_id),
         updated_at: Set(now),
+        correction_review_id: Set(correction_review_id),
     })
     .on_conflict(
         OnConflict::columns([requirements::Column::ProjectId, requirements::Column::Key])
@@ -250,6 +551,7 @@ async fn set_requirement(
                 requirements::Column::Status,
                 requirements::Column::AcceptedDocumentId,
                 requirements::Column::UpdatedAt,
+                requirements::Column::CorrectionReviewId,
             ])
             .to_owned(),
     )
@@ -263,6 +565,14 @@ async fn newer_unreviewed(
     txn: &impl ConnectionTrait,
     document: &documents::Model,
 ) -> StoreResult<bool> {
+    Ok(newer_unreviewed_id(txn, document).await?.is_some())
+}
+
+/// The first document newer than this one, for the same requirement, that still waits for its review.
+async fn newer_unreviewed_id(
+    txn: &impl ConnectionTrait,
+    document: &documents::Model,
+) -> StoreResult<Option<i64>> {
     let newer = documents::Entity::find()
         .filter(documents::Column::ProjectId.eq(document.project_id))
         .filter(documents::Column::Requirement.eq(document.requirement.as_str()))
@@ -275,10 +585,10 @@ async fn newer_unreviewed(
             .one(txn)
             .await?;
         if reviewed.is_none() {
-            return Ok(true);
+            return Ok(Some(doc.id));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: i64) -> StoreResult<documents::Model> {

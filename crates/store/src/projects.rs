@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use incubator_engine::{
-    Actor, CohortInfo, Decision, Facts, FireRequest, Instance, RequirementStatus, Workflow,
+    Actor, CohortInfo, CorrectionKind, Decision, Facts, FireRequest, Instance, RequirementStatus,
+    Workflow,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -17,7 +18,9 @@ use serde_json::json;
 
 use crate::audit::normalize;
 use crate::committer::UnitOfWork;
-use crate::entities::{cohorts, deadlines, projects, regions, requirements, users};
+use crate::entities::{
+    cohorts, deadlines, document_reviews, documents, projects, regions, requirements, users,
+};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
 use crate::outbox;
@@ -28,19 +31,66 @@ use crate::workflows::WorkflowRegistry;
 pub struct Snapshot {
     pub project: projects::Model,
     pub facts: Facts,
-    pub requirements: BTreeMap<String, RequirementStatus>,
+    /// The requirements with a document (absent ones are missing). Their status depends on the day: read
+    /// it through [`Snapshot::requirement_status`].
+    pub requirements: BTreeMap<String, RequirementRecord>,
     pub cohort: Option<cohorts::Model>,
     pub deadlines: Vec<deadlines::Model>,
 }
 
+/// One requirement as stored: the status its reviews left, the expiry of its accepted evidence, and the
+/// correction it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementRecord {
+    pub stored: RequirementStatus,
+    pub expires_on: Option<NaiveDate>,
+    pub correction: Option<Correction>,
+}
+
+/// A correction the region owes on a requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correction {
+    pub kind: CorrectionKind,
+    pub comment: String,
+    pub due_on: NaiveDate,
+    /// The document the correction was asked on.
+    pub document_id: i64,
+    /// The stage deadline it paused until the region answers.
+    pub paused_deadline: Option<String>,
+}
+
 impl Snapshot {
-    /// What the engine needs to decide, with nothing of the storage.
-    pub fn instance(&self, child_completed: bool) -> Instance {
+    /// A requirement's status at `now`: the stored one, except that accepted evidence past its expiry date
+    /// reads expired (the engine's rule). The API, the pages and the guards all read it here.
+    pub fn requirement_status(
+        &self,
+        workflow: &Workflow,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> RequirementStatus {
+        self.requirements
+            .get(key)
+            .map_or(RequirementStatus::Missing, |r| {
+                workflow.requirement_status_at(r.stored, r.expires_on, now)
+            })
+    }
+
+    /// What the engine needs to decide at `now`, with nothing of the storage.
+    pub fn instance(
+        &self,
+        workflow: &Workflow,
+        now: DateTime<Utc>,
+        child_completed: bool,
+    ) -> Instance {
         Instance {
             state: self.project.state.clone(),
             entered_at: self.project.state_entered_at,
             facts: self.facts.clone(),
-            requirements: self.requirements.clone(),
+            requirements: self
+                .requirements
+                .keys()
+                .map(|k| (k.clone(), self.requirement_status(workflow, k, now)))
+                .collect(),
             cohort: self.cohort.as_ref().map(|c| CohortInfo {
                 id: c.id.to_string(),
                 starts_on: c.starts_on,
@@ -83,13 +133,7 @@ pub(crate) async fn decision_view(
 ) -> StoreResult<Snapshot> {
     let facts: Facts = serde_json::from_str(&project.facts)
         .map_err(|e| StoreError::Corrupt(format!("facts of project {}: {e}", project.id)))?;
-    let requirements = requirements::Entity::find()
-        .filter(requirements::Column::ProjectId.eq(project.id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| Ok((r.key, parse_status(&r.status)?)))
-        .collect::<StoreResult<BTreeMap<_, _>>>()?;
+    let requirements = requirement_records(db, project.id).await?;
     let cohort = match project.cohort_id {
         Some(cohort_id) => cohorts::Entity::find_by_id(cohort_id).one(db).await?,
         None => None,
@@ -100,6 +144,73 @@ pub(crate) async fn decision_view(
         requirements,
         cohort,
         deadlines: Vec::new(),
+    })
+}
+
+/// The project's requirements with the expiry of their accepted evidence and their open correction, in
+/// three statements whatever their number.
+async fn requirement_records(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> StoreResult<BTreeMap<String, RequirementRecord>> {
+    let rows = requirements::Entity::find()
+        .filter(requirements::Column::ProjectId.eq(project_id))
+        .all(db)
+        .await?;
+    let accepted: Vec<i64> = rows.iter().filter_map(|r| r.accepted_document_id).collect();
+    let expiries: BTreeMap<i64, NaiveDate> = if accepted.is_empty() {
+        BTreeMap::new()
+    } else {
+        documents::Entity::find()
+            .filter(documents::Column::Id.is_in(accepted))
+            .all(db)
+            .await?
+            .into_iter()
+            .filter_map(|d| Some((d.id, d.expires_on?)))
+            .collect()
+    };
+    let asked: Vec<i64> = rows.iter().filter_map(|r| r.correction_review_id).collect();
+    let corrections: BTreeMap<i64, Correction> = if asked.is_empty() {
+        BTreeMap::new()
+    } else {
+        document_reviews::Entity::find()
+            .filter(document_reviews::Column::Id.is_in(asked))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|review| Ok((review.id, correction_of(review)?)))
+            .collect::<StoreResult<_>>()?
+    };
+    rows.into_iter()
+        .map(|r| {
+            let record = RequirementRecord {
+                stored: parse_status(&r.status)?,
+                expires_on: r
+                    .accepted_document_id
+                    .and_then(|d| expiries.get(&d).copied()),
+                correction: r
+                    .correction_review_id
+                    .and_then(|c| corrections.get(&c).cloned()),
+            };
+            Ok((r.key, record))
+        })
+        .collect()
+}
+
+/// The correction a `correction_requested` review asked for.
+pub(crate) fn correction_of(review: document_reviews::Model) -> StoreResult<Correction> {
+    let corrupt = || StoreError::Corrupt(format!("correction review {} is incomplete", review.id));
+    let kind = review
+        .correction_kind
+        .as_deref()
+        .and_then(CorrectionKind::parse)
+        .ok_or_else(corrupt)?;
+    Ok(Correction {
+        kind,
+        comment: review.comment.clone().ok_or_else(corrupt)?,
+        due_on: review.due_on.ok_or_else(corrupt)?,
+        document_id: review.document_id,
+        paused_deadline: review.paused_deadline,
     })
 }
 
@@ -244,7 +355,8 @@ impl UnitOfWork for FireTransition {
             .registry
             .get(txn, &project.workflow_id, project.workflow_version)
             .await?;
-        let decision = workflow.fire(&snapshot.instance(false), &self.request, &self.actor, now)?;
+        let instance = snapshot.instance(&workflow, now, false);
+        let decision = workflow.fire(&instance, &self.request, &self.actor, now)?;
         apply(
             txn,
             &workflow,
@@ -273,17 +385,7 @@ pub(crate) async fn apply(
             .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
     })
     .await?;
-    if !decision.clear_deadlines.is_empty() {
-        deadlines::Entity::update_many()
-            .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(at)))
-            .filter(deadlines::Column::ProjectId.eq(project.id))
-            .filter(
-                deadlines::Column::Key.is_in(decision.clear_deadlines.iter().map(String::as_str)),
-            )
-            .filter(deadlines::Column::ClearedAt.is_null())
-            .exec(txn)
-            .await?;
-    }
+    clear_deadlines(txn, project.id, &decision.clear_deadlines, at).await?;
     for deadline in &decision.set_deadlines {
         set_deadline(
             txn,
@@ -352,6 +454,26 @@ pub(crate) async fn bump(
         });
     }
     Ok(project.version + 1)
+}
+
+/// Clears the project's live deadlines among `keys`: the scheduler looks at them no more.
+pub(crate) async fn clear_deadlines(
+    txn: &impl ConnectionTrait,
+    project_id: i64,
+    keys: &[String],
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    deadlines::Entity::update_many()
+        .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(at)))
+        .filter(deadlines::Column::ProjectId.eq(project_id))
+        .filter(deadlines::Column::Key.is_in(keys.iter().map(String::as_str)))
+        .filter(deadlines::Column::ClearedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn set_deadline(

@@ -170,7 +170,8 @@ pub async fn plan_project(
             sent: sent_steps(db, d.project_id, &d.key, d.due_at).await?,
         });
     }
-    let plan = plan_migration(&old, &new, &snap.instance(false), &live, &request.map, now)?;
+    let instance = snap.instance(&old, now, false);
+    let plan = plan_migration(&old, &new, &instance, &live, &request.map, now)?;
     Ok(ProjectMigration {
         project_id: snap.project.id,
         region_code: snap.project.region_code.clone(),

@@ -46,8 +46,8 @@ fn request(projects: Option<Vec<i64>>, map: &[(&str, &str)], to_version: i32) ->
     }
 }
 
-/// Four projects on version 1: invited, in identification (with its first reminder sent), awaiting
-/// incubation (a renamed state in version 2, and a value of a field version 2 drops), withdrawn.
+/// Four projects on version 2: invited, in identification (with its first reminder sent), awaiting
+/// incubation (a renamed state in version 3, and a value of a field version 3 drops), withdrawn.
 async fn programme(store: &Store) -> [i64; 4] {
     deploy_anssi(store).await;
     let invited = create(store, "11").await;
@@ -135,7 +135,7 @@ async fn a_dry_run_reports_exactly_what_the_migration_then_does(db: &TestDb) {
     assert!(!again.created, "an unchanged file deploys as a no-op");
 
     let before = everything(&store).await;
-    let req = request(None, &[], 2);
+    let req = request(None, &[], 3);
     let dry = migrate(&store, &req, true).await.unwrap();
     assert!(dry.dry_run);
     assert_eq!(everything(&store).await, before, "a dry run writes nothing");
@@ -217,14 +217,14 @@ async fn a_dry_run_reports_exactly_what_the_migration_then_does(db: &TestDb) {
 async fn check_applied(store: &Store, report: &MigrationReport, now: DateTime<Utc>) {
     let workflow = store
         .workflows()
-        .get(store.db(), "csirt-incubation", 2)
+        .get(store.db(), "csirt-incubation", 3)
         .await
         .unwrap();
     for project in &report.projects {
         let snap = projects::snapshot(store.db(), project.project_id)
             .await
             .unwrap();
-        assert_eq!(snap.project.workflow_version, 2);
+        assert_eq!(snap.project.workflow_version, 3);
         assert_eq!(snap.project.state, project.plan.to_state);
         let live: BTreeMap<&str, &deadlines::Model> =
             snap.deadlines.iter().map(|d| (d.key.as_str(), d)).collect();
@@ -278,7 +278,7 @@ async fn an_unmapped_state_refuses_the_whole_migration_and_changes_nothing(db: &
     let store = db.store().await;
     let [_, identification, awaiting, _] = programme(&store).await;
     let v3 = v2_source()
-        .replace("version: 2", "version: 3")
+        .replace("version: 3", "version: 4")
         .replace("migrations:\n  awaiting_incubation: awaiting_session\n", "");
     store
         .deploy_workflow(&v3, "v3.yaml", at(2021, 9, 1))
@@ -286,7 +286,7 @@ async fn an_unmapped_state_refuses_the_whole_migration_and_changes_nothing(db: &
         .unwrap();
     let before = everything(&store).await;
     for dry_run in [true, false] {
-        let err = migrate(&store, &request(None, &[], 3), dry_run)
+        let err = migrate(&store, &request(None, &[], 4), dry_run)
             .await
             .unwrap_err();
         match err {
@@ -313,14 +313,14 @@ async fn an_unmapped_state_refuses_the_whole_migration_and_changes_nothing(db: &
     );
 
     // Only the projects named move; an explicit mapping settles the renamed state.
-    let report = migrate(&store, &request(Some(vec![identification]), &[], 3), false)
+    let report = migrate(&store, &request(Some(vec![identification]), &[], 4), false)
         .await
         .unwrap();
     assert_eq!(report.projects.len(), 1);
     let mapped = request(
         Some(vec![awaiting]),
         &[("awaiting_incubation", "awaiting_session")],
-        3,
+        4,
     );
     let report = migrate(&store, &mapped, false).await.unwrap();
     assert_eq!(report.projects[0].plan.to_state, "awaiting_session");

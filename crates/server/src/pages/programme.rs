@@ -131,7 +131,7 @@ async fn project_status(
         .get(db, &project.workflow_id, project.workflow_version)
         .await?;
     let snapshot = projects::snapshot_of(db, project).await?;
-    let forecast = workflow.forecast(&snapshot.instance(false), now);
+    let forecast = workflow.forecast(&snapshot.instance(&workflow, now, false), now);
     Ok(ProjectStatus {
         snapshot,
         workflow,
@@ -167,26 +167,11 @@ pub fn stage_class(workflow: &Workflow, path: &[String], state: &str) -> String 
     }
 }
 
-/// The label of a deadline key: a state's own deadline, a milestone (`state.milestone`) or a goal.
+/// The label of a deadline key (see `Workflow::deadline_labels`), or the key itself.
 pub fn deadline_label(workflow: &Workflow, key: &str, lang: Lang) -> String {
-    if let Some(goal) = workflow.goals().iter().find(|g| g.id == key) {
-        return lang.pick(&goal.labels);
-    }
-    if let Some((state_id, milestone_id)) = key.split_once('.')
-        && let Some(m) = workflow
-            .state(state_id)
-            .and_then(|s| s.milestones.iter().find(|m| m.id == milestone_id))
-    {
-        return lang.pick(&m.labels);
-    }
-    match workflow.state(key) {
-        Some(state) => state
-            .deadline
-            .as_ref()
-            .and_then(|d| d.labels.as_ref())
-            .map_or_else(|| lang.pick(&state.labels), |l| lang.pick(l)),
-        None => key.to_owned(),
-    }
+    workflow
+        .deadline_labels(key)
+        .map_or_else(|| key.to_owned(), |labels| lang.pick(&labels))
 }
 
 /// One open deadline, as the dashboard and the region page list it.

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use incubator_engine::model::FieldType;
-use incubator_engine::{FieldValue, FireRequest, RequirementStatus};
+use incubator_engine::{CorrectionKind, FieldValue, FireRequest};
 use incubator_store::cohorts::{self as cohorts_repo, AssignCohort};
 use incubator_store::documents::{self as documents_repo, ReviewDecision, ReviewDocument};
 use incubator_store::entities::workflow_versions;
@@ -32,7 +32,9 @@ use super::{Frame, Lang, PageError, error_key, render, see_other};
 use crate::access::{Caller, Role, visible_document};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::routes::documents::{content_disposition, store_evidence};
+use crate::routes::documents::{
+    Evidence, content_disposition, correction_request, parse_day, store_evidence,
+};
 
 #[derive(Serialize)]
 struct RegionPage {
@@ -64,6 +66,9 @@ struct ProjectPage {
     can_assign_cohort: bool,
     upload_choices: Vec<Choice>,
     accept: String,
+    /// What a correction request may say is wrong, and the first day it may be due (tomorrow).
+    correction_kinds: Vec<Choice>,
+    correction_first_day: String,
     fields: Vec<FieldRow>,
     cohort: Option<CohortPanel>,
     cohorts: Vec<Choice>,
@@ -98,6 +103,19 @@ struct RequirementRow {
     status: &'static str,
     kinds: String,
     documents: Vec<DocumentRow>,
+    correction: Option<CorrectionRow>,
+    /// `YYYY-MM-DD`: the last day the accepted evidence is valid.
+    expires_on: Option<String>,
+}
+
+/// The correction the region owes on a requirement, as the checklist shows it.
+#[derive(Serialize)]
+struct CorrectionRow {
+    kind: String,
+    comment: String,
+    /// `YYYY-MM-DD`.
+    due_on: String,
+    stage_clock_paused: bool,
 }
 
 #[derive(Serialize)]
@@ -106,11 +124,13 @@ struct DocumentRow {
     filename: String,
     uploaded_on: String,
     uploaded_by: String,
-    /// `pending`, `accepted` or `rejected`.
+    /// `pending`, `accepted`, `rejected` or `correction_requested`.
     status: String,
     comment: Option<String>,
     href: String,
     pending: bool,
+    /// `YYYY-MM-DD`: the last day the evidence is valid.
+    expires_on: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -224,7 +244,7 @@ async fn project_page(
     let current = workflow.state(project.state());
 
     let transitions = workflow
-        .evaluate(&snapshot.instance(false), &caller.actor())
+        .evaluate(&snapshot.instance(workflow, now, false), &caller.actor())
         .into_iter()
         .filter(|t| t.role_allowed)
         .map(|t| {
@@ -271,15 +291,13 @@ async fn project_page(
                 status,
                 comment,
                 href: format!("/documents/{}/content", document.id),
+                expires_on: document.expires_on.map(|d| d.to_string()),
             });
     }
     let (mut eligibility, mut other_requirements) = (Vec::new(), Vec::new());
     for requirement in workflow.requirements() {
-        let status = snapshot
-            .requirements
-            .get(&requirement.key)
-            .copied()
-            .unwrap_or(RequirementStatus::Missing);
+        let status = snapshot.requirement_status(workflow, &requirement.key, now);
+        let record = snapshot.requirements.get(&requirement.key);
         let row = RequirementRow {
             key: requirement.key.clone(),
             label: lang.pick(&requirement.labels),
@@ -287,6 +305,19 @@ async fn project_page(
             status: status_name(status),
             kinds: requirement.documents.join(", ").to_uppercase(),
             documents: by_requirement.remove(&requirement.key).unwrap_or_default(),
+            correction: record.and_then(|r| r.correction.as_ref()).map(|c| {
+                let (fr, en) = c.kind.words();
+                CorrectionRow {
+                    kind: match lang {
+                        Lang::Fr => fr.to_owned(),
+                        Lang::En => en.to_owned(),
+                    },
+                    comment: c.comment.clone(),
+                    due_on: c.due_on.to_string(),
+                    stage_clock_paused: c.paused_deadline.is_some(),
+                }
+            }),
+            expires_on: record.and_then(|r| r.expires_on).map(|d| d.to_string()),
         };
         if requirement.eligibility {
             eligibility.push(row);
@@ -405,6 +436,7 @@ async fn project_page(
             let kind = match (kind, changes["decision"].as_str()) {
                 ("document_reviewed", Some("accepted")) => "document_accepted",
                 ("document_reviewed", Some("rejected")) => "document_rejected",
+                ("document_reviewed", Some("correction_requested")) => "correction_requested",
                 (kind, _) => kind,
             };
             HistoryRow {
@@ -455,6 +487,24 @@ async fn project_page(
             })
             .collect(),
         accept: kinds.join(","),
+        correction_kinds: CorrectionKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let (fr, en) = kind.words();
+                Choice {
+                    key: kind.as_str().to_owned(),
+                    label: match lang {
+                        Lang::Fr => fr.to_owned(),
+                        Lang::En => en.to_owned(),
+                    },
+                    selected: false,
+                }
+            })
+            .collect(),
+        correction_first_day: workflow
+            .local_day(now)
+            .succ_opt()
+            .map_or_else(String::new, |d| d.to_string()),
         fields,
         cohort,
         cohorts,
@@ -721,15 +771,19 @@ pub async fn upload(
         let (claimed_name, bytes) = submitted
             .file
             .ok_or_else(|| ApiError::invalid("no file chosen"))?;
-        store_evidence(
-            &state,
-            caller,
-            &project.snapshot.project,
+        let expires_on = submitted
+            .fields
+            .get("expires_on")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| parse_day("expires_on", d))
+            .transpose()?;
+        let evidence = Evidence {
             requirement,
             claimed_name,
             bytes,
-        )
-        .await?;
+            expires_on,
+        };
+        store_evidence(&state, caller, &project.snapshot.project, evidence).await?;
         Ok("document_uploaded")
     }
     .await;
@@ -741,9 +795,17 @@ pub struct Review {
     decision: String,
     #[serde(default)]
     comment: String,
+    /// For a correction request: its kind, due day and whether the stage's clock pauses.
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    due_on: String,
+    #[serde(default)]
+    pause_stage_clock: Option<String>,
 }
 
-/// Accepts or rejects a document (officer only); a rejection needs a comment.
+/// Accepts or rejects a document, or asks for a correction (officer only); a rejection and a correction
+/// need a comment.
 pub async fn review(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -759,14 +821,24 @@ pub async fn review(
         let decision = match form.decision.as_str() {
             "accepted" => ReviewDecision::Accepted,
             "rejected" => ReviewDecision::Rejected,
-            _ => return Err(ApiError::invalid("decision is accepted or rejected")),
+            "correction_requested" => ReviewDecision::CorrectionRequested(correction_request(
+                Some(&form.kind),
+                Some(&form.due_on),
+                form.pause_stage_clock.is_some(),
+            )?),
+            _ => {
+                return Err(ApiError::invalid(
+                    "decision is accepted, rejected or correction_requested",
+                ));
+            }
         };
-        if decision == ReviewDecision::Rejected && comment.is_none() {
+        if decision != ReviewDecision::Accepted && comment.is_none() {
             return Ok("comment_required");
         }
         state
             .store()
             .write(ReviewDocument {
+                registry: state.store().workflows().clone(),
                 document_id: id,
                 decision,
                 comment,
@@ -774,7 +846,10 @@ pub async fn review(
                 now: state.programme_now(),
             })
             .await?;
-        Ok("document_reviewed")
+        Ok(match decision {
+            ReviewDecision::CorrectionRequested(_) => "correction_requested",
+            _ => "document_reviewed",
+        })
     }
     .await;
     match result {

@@ -5,8 +5,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use incubator_store::documents::{self, RecordDocument, ReviewDecision, ReviewDocument};
+use chrono::{DateTime, NaiveDate, Utc};
+use incubator_engine::CorrectionKind;
+use incubator_store::documents::{
+    self, CorrectionRequest, RecordDocument, ReviewDecision, ReviewDocument,
+};
 use incubator_store::entities::documents as document_rows;
 use incubator_store::entities::projects;
 use incubator_store::projects::status_name;
@@ -34,10 +37,12 @@ pub struct DocumentView {
     pub media_type: String,
     pub size: i64,
     pub sha256: String,
-    /// `pending` until reviewed, then `accepted` or `rejected`.
+    /// `pending` until reviewed, then `accepted`, `rejected` or `correction_requested`.
     pub status: String,
-    /// The reviewer's comment (the reason of a rejection).
+    /// The reviewer's comment (the reason of a rejection, what a correction asks).
     pub review_comment: Option<String>,
+    /// The last day the evidence is valid, if it expires.
+    pub expires_on: Option<NaiveDate>,
     pub uploaded_by: String,
     pub uploaded_at: DateTime<Utc>,
 }
@@ -61,6 +66,7 @@ async fn document_view(
         sha256: document.sha256,
         status,
         review_comment,
+        expires_on: document.expires_on,
         uploaded_by: document.uploaded_by,
         uploaded_at: document.uploaded_at,
     })
@@ -75,6 +81,9 @@ pub struct UploadForm {
     /// PDF, ODT, ODS, DOCX, XLSX, PNG or JPEG, recognised by its content; at most the configured size.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
+    /// The last day the evidence is valid (`YYYY-MM-DD`), if it expires: past it the requirement reads
+    /// `expired` and no longer satisfies a transition.
+    expires_on: Option<NaiveDate>,
 }
 
 /// Uploads evidence for a requirement (officer or council).
@@ -105,10 +114,17 @@ pub async fn upload_document(
     caller.require(&[Role::Officer, Role::Council], "uploading evidence")?;
     let limit = state.config().max_upload_bytes;
     let mut requirement: Option<String> = None;
+    let mut expires_on: Option<NaiveDate> = None;
     let mut file: Option<(Option<String>, Vec<u8>)> = None;
     while let Some(mut field) = multipart.next_field().await? {
         match field.name() {
             Some("requirement") => requirement = Some(field.text().await?.trim().to_owned()),
+            Some("expires_on") => {
+                let text = field.text().await?;
+                expires_on = (!text.trim().is_empty())
+                    .then(|| parse_day("expires_on", &text))
+                    .transpose()?;
+            }
             Some("file") => {
                 let claimed_name = field.file_name().map(str::to_owned);
                 let mut bytes = Vec::new();
@@ -134,12 +150,40 @@ pub async fn upload_document(
     };
     let requirement = requirement.ok_or_else(|| missing("requirement"))?;
     let (claimed_name, bytes) = file.ok_or_else(|| missing("file"))?;
-    let document =
-        store_evidence(&state, &caller, &project, requirement, claimed_name, bytes).await?;
+    let evidence = Evidence {
+        requirement,
+        claimed_name,
+        bytes,
+        expires_on,
+    };
+    let document = store_evidence(&state, &caller, &project, evidence).await?;
     Ok((
         StatusCode::CREATED,
         Json(document_view(&state, document).await?),
     ))
+}
+
+/// One piece of evidence as a form sent it.
+#[derive(Debug)]
+pub(crate) struct Evidence {
+    pub requirement: String,
+    pub claimed_name: Option<String>,
+    pub bytes: Vec<u8>,
+    pub expires_on: Option<NaiveDate>,
+}
+
+/// A day written `YYYY-MM-DD` in the form part `field`, or a 422 naming it.
+pub(crate) fn parse_day(field: &str, text: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| ApiError::Invalid {
+        detail: format!(
+            "`{field}` must be a day written YYYY-MM-DD, not `{}`",
+            text.trim()
+        ),
+        errors: vec![FieldProblem {
+            field: field.into(),
+            detail: "not a date (YYYY-MM-DD)".into(),
+        }],
+    })
 }
 
 /// Checks and keeps one piece of evidence (the API's upload and the pages' share it): the kind is recognised
@@ -148,10 +192,14 @@ pub(crate) async fn store_evidence(
     state: &AppState,
     caller: &Caller,
     project: &projects::Model,
-    requirement: String,
-    claimed_name: Option<String>,
-    bytes: Vec<u8>,
+    evidence: Evidence,
 ) -> Result<document_rows::Model, ApiError> {
+    let Evidence {
+        requirement,
+        claimed_name,
+        bytes,
+        expires_on,
+    } = evidence;
     let id = project.id;
     let workflow = state
         .store()
@@ -207,6 +255,18 @@ pub(crate) async fn store_evidence(
             accepted,
         });
     }
+    // Checked before the bytes are kept: a refused upload leaves nothing behind.
+    if let Some(expires_on) = expires_on {
+        workflow
+            .check_expiry(expires_on, state.programme_now())
+            .map_err(|detail| ApiError::Invalid {
+                detail,
+                errors: vec![FieldProblem {
+                    field: "expires_on".into(),
+                    detail: "already past".into(),
+                }],
+            })?;
+    }
     let filename = display_filename(claimed_name.as_deref(), kind);
     let size = i64::try_from(bytes.len()).map_err(ApiError::internal)?;
     // The bytes are durable before any row names them; a failure here is the server's, never the client's.
@@ -226,6 +286,7 @@ pub(crate) async fn store_evidence(
             media_type: kind.media_type().to_owned(),
             size,
             sha256,
+            expires_on,
             actor: caller.actor_id(),
             now: state.programme_now(),
         })
@@ -343,13 +404,123 @@ pub(crate) fn content_disposition(filename: &str) -> String {
 pub enum Decision {
     Accepted,
     Rejected,
+    /// Ask the region for a corrected document by `due_on`.
+    CorrectionRequested,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReviewRequest {
     pub decision: Decision,
-    /// Mandatory for a rejection: what the region must fix.
+    /// Mandatory for a rejection or a correction request: what the region must fix.
     pub comment: Option<String>,
+    /// For a correction request: `incorrect`, `incomplete` or `outdated`.
+    #[schema(example = "incomplete")]
+    pub kind: Option<String>,
+    /// For a correction request: the day the corrected document is due by (`YYYY-MM-DD`, after today;
+    /// due at the end of that day in the workflow's time zone).
+    #[schema(example = "2026-12-31")]
+    pub due_on: Option<String>,
+    /// For a correction request: pause the deadline of the project's stage until the region answers
+    /// (it resumes, as the workflow says, on the region's next upload for that requirement).
+    #[serde(default)]
+    pub pause_stage_clock: bool,
+}
+
+impl ReviewRequest {
+    /// The store's decision, or a 422 naming every part of a correction request that is missing or wrong.
+    pub(crate) fn decision(&self) -> Result<ReviewDecision, ApiError> {
+        let correction_only = |field: &str| FieldProblem {
+            field: field.into(),
+            detail: "only for decision `correction_requested`".into(),
+        };
+        match self.decision {
+            Decision::Accepted | Decision::Rejected => {
+                let stray: Vec<FieldProblem> = [
+                    ("kind", self.kind.is_some()),
+                    ("due_on", self.due_on.is_some()),
+                    ("pause_stage_clock", self.pause_stage_clock),
+                ]
+                .into_iter()
+                .filter(|(_, given)| *given)
+                .map(|(field, _)| correction_only(field))
+                .collect();
+                if !stray.is_empty() {
+                    return Err(ApiError::Invalid {
+                        detail: "`kind`, `due_on` and `pause_stage_clock` belong to a correction request"
+                            .into(),
+                        errors: stray,
+                    });
+                }
+                Ok(match self.decision {
+                    Decision::Accepted => ReviewDecision::Accepted,
+                    _ => ReviewDecision::Rejected,
+                })
+            }
+            Decision::CorrectionRequested => {
+                let request = correction_request(
+                    self.kind.as_deref(),
+                    self.due_on.as_deref(),
+                    self.pause_stage_clock,
+                )?;
+                Ok(ReviewDecision::CorrectionRequested(request))
+            }
+        }
+    }
+}
+
+/// A correction request from its form or JSON parts, or a 422 naming each missing or wrong part (the API
+/// and the region page share it).
+pub(crate) fn correction_request(
+    kind: Option<&str>,
+    due_on: Option<&str>,
+    pause_stage_clock: bool,
+) -> Result<CorrectionRequest, ApiError> {
+    let kinds = CorrectionKind::ALL.map(CorrectionKind::as_str).join(", ");
+    let mut errors = Vec::new();
+    let kind = match kind.map(str::trim).filter(|k| !k.is_empty()) {
+        None => {
+            errors.push(FieldProblem {
+                field: "kind".into(),
+                detail: format!("missing: one of {kinds}"),
+            });
+            None
+        }
+        Some(text) => CorrectionKind::parse(text).or_else(|| {
+            errors.push(FieldProblem {
+                field: "kind".into(),
+                detail: format!("unknown kind `{text}`: one of {kinds}"),
+            });
+            None
+        }),
+    };
+    let due_on = match due_on.map(str::trim).filter(|d| !d.is_empty()) {
+        None => {
+            errors.push(FieldProblem {
+                field: "due_on".into(),
+                detail: "missing: the day the correction is due by (YYYY-MM-DD)".into(),
+            });
+            None
+        }
+        Some(text) => parse_day("due_on", text)
+            .map_err(|_| {
+                errors.push(FieldProblem {
+                    field: "due_on".into(),
+                    detail: format!("`{text}` is not a day written YYYY-MM-DD"),
+                });
+            })
+            .ok(),
+    };
+    match (kind, due_on) {
+        (Some(kind), Some(due_on)) if errors.is_empty() => Ok(CorrectionRequest {
+            kind,
+            due_on,
+            pause_stage_clock,
+        }),
+        _ => Err(ApiError::Invalid {
+            detail: "a correction request needs a `kind` and a `due_on` day".into(),
+            errors,
+        }),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -359,7 +530,11 @@ pub struct ReviewView {
     pub requirement_status: String,
 }
 
-/// Accepts or rejects a document (officer only); a rejection needs a comment.
+/// Accepts or rejects a document, or asks the region for a correction (officer only).
+///
+/// A rejection needs a comment. A correction request needs a comment, a `kind` and a `due_on` day after
+/// today; it sets a deadline `correction:<requirement>` with its own reminders, mails the council, and with
+/// `pause_stage_clock` pauses the stage's deadline until the region uploads a new document for it.
 #[utoipa::path(
     post,
     path = "/api/v1/documents/{id}/review",
@@ -381,13 +556,11 @@ pub async fn review_document(
 ) -> Result<Json<ReviewView>, ApiError> {
     let (document, _) = visible_document(&state, &caller, id).await?;
     caller.require(&[Role::Officer], "reviewing evidence")?;
-    let decision = match review.decision {
-        Decision::Accepted => ReviewDecision::Accepted,
-        Decision::Rejected => ReviewDecision::Rejected,
-    };
+    let decision = review.decision()?;
     let status = state
         .store()
         .write(ReviewDocument {
+            registry: state.store().workflows().clone(),
             document_id: id,
             decision,
             comment: review.comment,

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use chrono::{DateTime, Utc};
-use incubator_engine::{FireRequest, RequirementStatus};
+use chrono::{DateTime, NaiveDate, Utc};
+use incubator_engine::{CorrectionKind, FireRequest};
 use incubator_store::cohorts::AssignCohort;
 use incubator_store::events;
 use incubator_store::fields::PatchFields;
@@ -58,6 +58,26 @@ pub struct RequirementView {
     pub status: String,
     /// Document kinds accepted as evidence for it.
     pub documents: Vec<String>,
+    /// The correction the region owes on it (status `correction_requested`).
+    pub correction: Option<CorrectionView>,
+    /// The last day its accepted evidence is valid; past it the requirement reads `expired`.
+    pub expires_on: Option<NaiveDate>,
+}
+
+/// A correction an officer asked for on a document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CorrectionView {
+    /// `incorrect`, `incomplete` or `outdated`.
+    #[schema(value_type = String, example = "incomplete")]
+    pub kind: CorrectionKind,
+    /// What the region must correct.
+    pub comment: String,
+    /// The day the corrected document is due by (end of day, in the workflow's time zone).
+    pub due_on: NaiveDate,
+    /// The document the correction was asked on.
+    pub document_id: i64,
+    /// The stage deadline paused until the region answers, if one was.
+    pub paused_deadline: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -99,21 +119,27 @@ pub async fn view_of(
         )
         .await?;
     let now = state.programme_now();
-    let instance = snapshot.instance(false);
+    let instance = snapshot.instance(&workflow, now, false);
     let requirements = workflow
         .requirements()
         .iter()
-        .map(|r| RequirementView {
-            key: r.key.clone(),
-            status: status_name(
-                snapshot
-                    .requirements
-                    .get(&r.key)
-                    .copied()
-                    .unwrap_or(RequirementStatus::Missing),
-            )
-            .to_owned(),
-            documents: r.documents.clone(),
+        .map(|r| {
+            let record = snapshot.requirements.get(&r.key);
+            RequirementView {
+                key: r.key.clone(),
+                status: status_name(snapshot.requirement_status(&workflow, &r.key, now)).to_owned(),
+                documents: r.documents.clone(),
+                correction: record
+                    .and_then(|c| c.correction.as_ref())
+                    .map(|c| CorrectionView {
+                        kind: c.kind,
+                        comment: c.comment.clone(),
+                        due_on: c.due_on,
+                        document_id: c.document_id,
+                        paused_deadline: c.paused_deadline.clone(),
+                    }),
+                expires_on: record.and_then(|c| c.expires_on),
+            }
         })
         .collect();
     let deadlines = snapshot

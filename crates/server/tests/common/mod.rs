@@ -313,6 +313,16 @@ impl TestApp {
                 .expect("server stopped cleanly");
         }
     }
+
+    /// Stops the service and starts it again on the same database and files, with `change` made to its
+    /// configuration (such as the programme's clock moved on); accounts and their tokens stay.
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let db = std::mem::replace(&mut self.db, sqlite());
+        self.stop().await;
+        let mut config = test_config(&db);
+        change(&mut config);
+        spawn_with(db, config).await
+    }
 }
 
 /// Reads a problem document, checking its media type and the RFC 9457 members.

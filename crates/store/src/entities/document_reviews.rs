@@ -10,6 +10,14 @@ pub struct Model {
     pub comment: Option<String>,
     pub reviewer: String,
     pub reviewed_at: DateTimeUtc,
+    /// Set on a `correction_requested` review, with its due day.
+    #[serde(default)]
+    pub correction_kind: Option<String>,
+    #[serde(default)]
+    pub due_on: Option<Date>,
+    /// The stage deadline the correction paused, resumed when the region answers.
+    #[serde(default)]
+    pub paused_deadline: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

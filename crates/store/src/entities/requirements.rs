@@ -10,6 +10,9 @@ pub struct Model {
     pub status: String,
     pub accepted_document_id: Option<i64>,
     pub updated_at: DateTimeUtc,
+    /// The review asking for the correction the requirement waits for (status `correction_requested`).
+    #[serde(default)]
+    pub correction_review_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -160,6 +160,7 @@ pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
             media_type: "application/pdf".into(),
             size,
             sha256,
+            expires_on: None,
             actor: "user:2".into(),
             now: at(2021, 5, 1),
         })
@@ -167,6 +168,7 @@ pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
         .expect("record document");
     let status = store
         .write(ReviewDocument {
+            registry: store.workflows().clone(),
             document_id: doc.id,
             decision: ReviewDecision::Accepted,
             comment: None,
