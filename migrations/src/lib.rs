@@ -13,6 +13,7 @@ mod m20261127_000008_create_deadlines;
 mod m20261127_000009_create_outbox;
 mod m20261127_000010_create_api_tokens;
 mod m20261127_000012_create_sessions;
+mod m20261201_000014_child_projects;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_create_outbox::Migration),
             Box::new(m20261127_000010_create_api_tokens::Migration),
             Box::new(m20261127_000012_create_sessions::Migration),
+            Box::new(m20261201_000014_child_projects::Migration),
         ]
     }
 }

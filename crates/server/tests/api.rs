@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::{Account, TestApp, TestDb, docx, elf, pdf, png, problem};
+use common::{Account, TestApp, TestDb, docx, elf, expect_ok, pdf, png, problem};
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -58,16 +58,6 @@ async fn create_project(app: &TestApp, officer: &Account, region: &str) -> i64 {
     assert_eq!(location, format!("/api/v1/projects/{id}"));
     assert_eq!(body["state"], "invited");
     id
-}
-
-async fn expect_ok(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        status.is_success(),
-        "expected success, got {status}: {body}"
-    );
-    body
 }
 
 /// Uploads as the council and returns the document id.

@@ -59,60 +59,72 @@ impl UnitOfWork for RecordDocument {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<documents::Model> {
-        let now = normalize(self.now);
-        let project = find(txn, self.project_id).await?;
-        let workflow = self
-            .registry
-            .get(txn, &project.workflow_id, project.workflow_version)
-            .await?;
-        if workflow.requirement(&self.requirement).is_none() {
-            return Err(StoreError::Invalid(format!(
-                "`{}` is not a requirement of workflow `{}`",
-                self.requirement, project.workflow_id
-            )));
-        }
-        let inserted = documents::Entity::insert(documents::ActiveModel {
-            id: NotSet,
-            project_id: Set(project.id),
-            requirement: Set(self.requirement.clone()),
-            filename: Set(self.filename.clone()),
-            media_type: Set(self.media_type.clone()),
-            size: Set(self.size),
-            sha256: Set(self.sha256.clone()),
-            uploaded_by: Set(self.actor.clone()),
-            uploaded_at: Set(now),
-            expires_on: Set(None),
-        })
-        .exec(txn)
+        record_document(txn, self, None).await
+    }
+}
+
+/// Records `upload` with its `document_uploaded` event; `link` names the link holder it came through.
+pub(crate) async fn record_document(
+    txn: &DatabaseTransaction,
+    upload: &RecordDocument,
+    link: Option<serde_json::Value>,
+) -> StoreResult<documents::Model> {
+    let now = normalize(upload.now);
+    let project = find(txn, upload.project_id).await?;
+    let workflow = upload
+        .registry
+        .get(txn, &project.workflow_id, project.workflow_version)
         .await?;
-        let current = requirement_status(txn, project.id, &self.requirement).await?;
-        // A newer upload waits for review without undoing an acceptance.
-        if current != RequirementStatus::Accepted {
-            set_requirement(
-                txn,
-                project.id,
-                &self.requirement,
-                RequirementStatus::Pending,
-                None,
-                now,
-            )
-            .await?;
-        }
-        let changes = json!({ "document_id": inserted.last_insert_id, "requirement": self.requirement,
-                              "filename": self.filename, "sha256": self.sha256, "size": self.size });
-        let (seq, hash) = append(
+    if workflow.requirement(&upload.requirement).is_none() {
+        return Err(StoreError::Invalid(format!(
+            "`{}` is not a requirement of workflow `{}`",
+            upload.requirement, project.workflow_id
+        )));
+    }
+    let inserted = documents::Entity::insert(documents::ActiveModel {
+        id: NotSet,
+        project_id: Set(project.id),
+        requirement: Set(upload.requirement.clone()),
+        filename: Set(upload.filename.clone()),
+        media_type: Set(upload.media_type.clone()),
+        size: Set(upload.size),
+        sha256: Set(upload.sha256.clone()),
+        uploaded_by: Set(upload.actor.clone()),
+        uploaded_at: Set(now),
+        expires_on: Set(None),
+    })
+    .exec(txn)
+    .await?;
+    let current = requirement_status(txn, project.id, &upload.requirement).await?;
+    // A newer upload waits for review without undoing an acceptance.
+    if current != RequirementStatus::Accepted {
+        set_requirement(
             txn,
-            &project,
-            NewEvent::other("document_uploaded", &self.actor, None, changes),
+            project.id,
+            &upload.requirement,
+            RequirementStatus::Pending,
+            None,
             now,
         )
         .await?;
-        bump(txn, &project, seq, &hash, |u| u).await?;
-        documents::Entity::find_by_id(inserted.last_insert_id)
-            .one(txn)
-            .await?
-            .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))
     }
+    let mut changes = json!({ "document_id": inserted.last_insert_id, "requirement": upload.requirement,
+                              "filename": upload.filename, "sha256": upload.sha256, "size": upload.size });
+    if let Some(link) = link {
+        changes["link"] = link;
+    }
+    let (seq, hash) = append(
+        txn,
+        &project,
+        NewEvent::other("document_uploaded", &upload.actor, None, changes),
+        now,
+    )
+    .await?;
+    bump(txn, &project, seq, &hash, |u| u).await?;
+    documents::Entity::find_by_id(inserted.last_insert_id)
+        .one(txn)
+        .await?
+        .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))
 }
 
 /// An officer's decision on a document; mails the council.

@@ -14,7 +14,7 @@ use incubator_store::cohorts::{self as cohorts_repo, AssignCohort};
 use incubator_store::documents::{self as documents_repo, ReviewDecision, ReviewDocument};
 use incubator_store::entities::workflow_versions;
 use incubator_store::fields::PatchFields;
-use incubator_store::projects::{CreateProject, FireTransition, status_name};
+use incubator_store::projects::{self, CreateProject, FireTransition, status_name};
 use incubator_store::{events, users as users_repo};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -224,7 +224,10 @@ async fn project_page(
     let current = workflow.state(project.state());
 
     let transitions = workflow
-        .evaluate(&snapshot.instance(false), &caller.actor())
+        .evaluate(
+            &projects::instance_of(db, state.store().workflows(), workflow, snapshot).await?,
+            &caller.actor(),
+        )
         .into_iter()
         .filter(|t| t.role_allowed)
         .map(|t| {

@@ -152,6 +152,27 @@ pub(crate) async fn store_evidence(
     claimed_name: Option<String>,
     bytes: Vec<u8>,
 ) -> Result<document_rows::Model, ApiError> {
+    let upload = checked_evidence(
+        state,
+        project,
+        requirement,
+        claimed_name,
+        bytes,
+        caller.actor_id(),
+    )
+    .await?;
+    Ok(state.store().write(upload).await?)
+}
+
+/// The checks of [`store_evidence`] and the durable bytes, as the unit that records the document.
+pub(crate) async fn checked_evidence(
+    state: &AppState,
+    project: &projects::Model,
+    requirement: String,
+    claimed_name: Option<String>,
+    bytes: Vec<u8>,
+    actor: String,
+) -> Result<RecordDocument, ApiError> {
     let id = project.id;
     let workflow = state
         .store()
@@ -207,21 +228,17 @@ pub(crate) async fn store_evidence(
         .put(bytes)
         .await
         .map_err(ApiError::internal)?;
-    let document = state
-        .store()
-        .write(RecordDocument {
-            registry: state.store().workflows().clone(),
-            project_id: id,
-            requirement,
-            filename,
-            media_type: kind.media_type().to_owned(),
-            size,
-            sha256,
-            actor: caller.actor_id(),
-            now: state.programme_now(),
-        })
-        .await?;
-    Ok(document)
+    Ok(RecordDocument {
+        registry: state.store().workflows().clone(),
+        project_id: id,
+        requirement,
+        filename,
+        media_type: kind.media_type().to_owned(),
+        size,
+        sha256,
+        actor,
+        now: state.programme_now(),
+    })
 }
 
 /// The project's documents, oldest first.
