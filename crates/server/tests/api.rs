@@ -1506,6 +1506,8 @@ async fn openapi_is_complete_and_true(db: TestDb) {
         "POST /api/v1/workflows/{id}/migrations",
         "POST /api/v1/projects/{id}/deadlines/{key}/pause",
         "POST /api/v1/projects/{id}/deadlines/{key}/resume",
+        "POST /api/v1/projects/{id}/links",
+        "POST /api/v1/projects/{id}/links/{link_id}/revoke",
     ]
     .into_iter()
     .map(String::from)

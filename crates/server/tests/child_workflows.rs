@@ -3,6 +3,7 @@
 //! and the parent waits for the child's admission. Run on a SQLite file and on PostgreSQL.
 
 mod common;
+mod pages_support;
 
 use std::time::Duration;
 
@@ -265,6 +266,21 @@ async fn child_workflow_runs_end_to_end_with_sponsor_links(db: TestDb) {
     .await;
     assert_eq!(first["status"], "open");
     let (first_path, second_path) = (path_of(&first), path_of(&second));
+    // The region page shows the application under the programme, with the answers awaited.
+    let mut browser = pages_support::Browser::new(&app);
+    browser
+        .sign_in("officer@anssi.example", common::PASSWORD)
+        .await;
+    let region = browser.get("/regions/24").await;
+    region.assert_html(StatusCode::OK);
+    assert!(
+        region
+            .body
+            .contains("Adhésion à InterCERT-FR\u{a0}: <strong>Parrainage</strong>"),
+        "{}",
+        region.body
+    );
+    assert!(region.body.contains("liens de dépôt en attente\u{a0}: 2"));
     let mails = outbox::Entity::find()
         .filter(outbox::Column::Template.eq("link_invitation"))
         .all(app.store.db())

@@ -70,6 +70,16 @@ struct ProjectPage {
     deadlines: Vec<DeadlineRow>,
     history: Vec<HistoryRow>,
     feed_url: String,
+    /// The child workflows the project's stages started (InterCERT-FR's application), and where they are.
+    children: Vec<ChildRow>,
+}
+
+#[derive(Serialize)]
+struct ChildRow {
+    workflow_label: String,
+    stage: String,
+    /// Links issued on the child not used yet, for the sponsors' answers still awaited.
+    open_links: usize,
 }
 
 #[derive(Serialize)]
@@ -146,13 +156,15 @@ struct HistoryRow {
     comment: Option<String>,
 }
 
-const EVENT_KINDS: [&str; 6] = [
+const EVENT_KINDS: [&str; 8] = [
     "created",
     "transition",
     "fields_changed",
     "document_uploaded",
     "document_reviewed",
     "cohort_assigned",
+    "link_issued",
+    "link_revoked",
 ];
 
 pub async fn show(
@@ -427,6 +439,26 @@ async fn project_page(
         base_url(state, headers),
         feed_path(&user, &region.code)
     );
+    let mut children = Vec::new();
+    for child in projects::children(db, snapshot.project.id).await? {
+        let definition = state
+            .store()
+            .workflows()
+            .get(db, &child.workflow_id, child.workflow_version)
+            .await?;
+        let open_links = incubator_store::links::list(db, child.id)
+            .await?
+            .iter()
+            .filter(|l| l.used_at.is_none() && l.revoked_at.is_none() && l.expires_at > now)
+            .count();
+        children.push(ChildRow {
+            workflow_label: lang.pick(definition.labels()),
+            stage: definition
+                .state(&child.state)
+                .map_or_else(|| child.state.clone(), |s| lang.pick(&s.labels)),
+            open_links,
+        });
+    }
     let may_edit = matches!(caller.role, Role::Officer | Role::Council);
     Ok(ProjectPage {
         id: snapshot.project.id,
@@ -464,6 +496,7 @@ async fn project_page(
         deadlines: deadlines(region, lang, now),
         history,
         feed_url,
+        children,
     })
 }
 
