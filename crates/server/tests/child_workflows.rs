@@ -11,7 +11,7 @@ use chrono::Utc;
 use common::{Account, TestApp, TestDb, expect_ok, pdf, problem};
 use incubator_store::entities::outbox;
 use reqwest::StatusCode;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 const PUBLIC_URL: &str = "https://incubateur.example";
@@ -126,8 +126,14 @@ fn transition<'a>(project: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no transition {id} in {project}"))
 }
 
-/// Issues a sponsor link for `requirement` and returns the answer.
-async fn issue(app: &TestApp, who: &Account, child: i64, requirement: &str, extra: Value) -> Value {
+/// Asks for a sponsor link for `requirement`, with `extra` members in the body.
+async fn request_link(
+    app: &TestApp,
+    who: &Account,
+    child: i64,
+    requirement: &str,
+    extra: Value,
+) -> reqwest::Response {
     let mut body = json!({
         "email": format!("{requirement}@csirt-parrain.example"),
         "name": format!("CERT parrain ({requirement})"),
@@ -137,9 +143,13 @@ async fn issue(app: &TestApp, who: &Account, child: i64, requirement: &str, extr
     body.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let response = app
-        .post(who, &format!("/api/v1/projects/{child}/links"), &body)
-        .await;
+    app.post(who, &format!("/api/v1/projects/{child}/links"), &body)
+        .await
+}
+
+/// Issues a sponsor link for `requirement` and returns the answer.
+async fn issue(app: &TestApp, who: &Account, child: i64, requirement: &str, extra: Value) -> Value {
+    let response = request_link(app, who, child, requirement, extra).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     response.json().await.unwrap()
 }
@@ -255,6 +265,24 @@ async fn child_workflow_runs_end_to_end_with_sponsor_links(db: TestDb) {
             .contains("links are for sponsor"),
         "{refused}"
     );
+    for (expiry, why) in [
+        (json!({"expires_in": "P2Y"}), "at most 366 days"),
+        (
+            json!({"expires_at": "2020-01-01T00:00:00Z"}),
+            "not after now",
+        ),
+        (json!({"expires_in": "soon"}), "ISO-8601 duration"),
+    ] {
+        let refused = problem(
+            request_link(&app, &officer, child, "first_sponsor_letter", expiry).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains(why),
+            "{refused}"
+        );
+    }
     let first = issue(&app, &officer, child, "first_sponsor_letter", json!({})).await;
     let second = issue(
         &app,
@@ -283,6 +311,7 @@ async fn child_workflow_runs_end_to_end_with_sponsor_links(db: TestDb) {
     assert!(region.body.contains("liens de dépôt en attente\u{a0}: 2"));
     let mails = outbox::Entity::find()
         .filter(outbox::Column::Template.eq("link_invitation"))
+        .order_by_asc(outbox::Column::Id)
         .all(app.store.db())
         .await
         .unwrap();

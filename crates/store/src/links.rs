@@ -31,6 +31,9 @@ use crate::workflows::WorkflowRegistry;
 /// The `service_secrets` row holding the link signing key.
 const SIGNING_KEY: &str = "link_signing_key";
 
+/// The longest a link may stay usable: a link is an invitation to answer, not a standing credential.
+pub const MAX_LIFETIME_DAYS: i64 = 366;
+
 /// The mail that sends a link to its holder.
 pub const INVITATION_TEMPLATE: &str = "link_invitation";
 
@@ -251,6 +254,11 @@ impl UnitOfWork for IssueLink {
         if expires_at <= now {
             return Err(StoreError::Invalid(format!(
                 "the link would expire at {expires_at}, which is not after now ({now})"
+            )));
+        }
+        if expires_at > now + chrono::TimeDelta::days(MAX_LIFETIME_DAYS) {
+            return Err(StoreError::Invalid(format!(
+                "the link would expire at {expires_at}: links last at most {MAX_LIFETIME_DAYS} days"
             )));
         }
         if !matches!(self.lang.as_str(), "fr" | "en") {
