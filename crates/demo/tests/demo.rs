@@ -331,6 +331,7 @@ async fn carriers_and_legal_forms_are_recorded_once_set(db: &TestDb) {
             store.db(),
             &ProjectFilter {
                 region_code: Some(region.code.clone()),
+                workflow_id: Some(incubator_demo::WORKFLOW_ID.to_owned()),
                 ..ProjectFilter::default()
             },
         )

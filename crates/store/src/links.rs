@@ -422,6 +422,7 @@ impl UnitOfWork for UseLink {
         if claimed.rows_affected != 1 {
             return Err(refusal_now(txn, self.link.id, now).await);
         }
+        // The link alone decides where the document goes and who is recorded, whatever the caller built.
         self.document.project_id = self.link.project_id;
         self.document.requirement = self.link.requirement.clone();
         self.document.actor = format!("link:{}", self.link.id);
