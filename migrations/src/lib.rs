@@ -14,6 +14,7 @@ mod m20261127_000009_create_outbox;
 mod m20261127_000010_create_api_tokens;
 mod m20261127_000012_create_sessions;
 mod m20261201_000013_corrections;
+mod m20261201_000014_child_projects;
 mod m20261201_000015_create_deadline_checks;
 
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_create_api_tokens::Migration),
             Box::new(m20261127_000012_create_sessions::Migration),
             Box::new(m20261201_000013_corrections::Migration),
+            Box::new(m20261201_000014_child_projects::Migration),
             Box::new(m20261201_000015_create_deadline_checks::Migration),
         ]
     }

@@ -101,6 +101,7 @@ fn validate_lists_every_error_with_its_location() {
             "workflow",
             "validate",
             "csirt-incubation.yaml",
+            "intercert-membership.yaml",
             "--templates",
             t,
         ],
@@ -113,12 +114,13 @@ fn validate_lists_every_error_with_its_location() {
         first.starts_with("error: ") && first.contains("stage_entered is missing"),
         "{stderr}"
     );
-    assert!(!references.is_empty(), "{stderr}");
+    for file in ["csirt-incubation.yaml:", "intercert-membership.yaml:"] {
+        assert!(references.lines().any(|l| l.starts_with(file)), "{stderr}");
+    }
     assert!(
         references
             .lines()
-            .all(|l| l.starts_with("csirt-incubation.yaml:")
-                && l.contains("unknown email template `stage_entered`")),
+            .all(|l| l.contains("unknown email template `stage_entered`")),
         "{stderr}"
     );
 }
@@ -192,12 +194,9 @@ fn validate_checks_child_workflows_against_the_files_given() {
     let templates = templates_copy(&[]);
     let t = templates.path().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let source = std::fs::read_to_string(workflows().join("csirt-incubation.yaml")).unwrap();
-    let parent = source.replace(
-        "    planned: {min: P2M, max: P6M}\n\n  operational:",
-        "    planned: {min: P2M, max: P6M}\n    child: intercert-membership\n\n  operational:",
-    );
-    assert_ne!(parent, source);
+    // The shipped programme starts the InterCERT-FR application from `networking`.
+    let parent = std::fs::read_to_string(workflows().join("csirt-incubation.yaml")).unwrap();
+    assert!(parent.contains("    child: intercert-membership\n"));
     std::fs::write(dir.path().join("parent.yaml"), parent).unwrap();
     std::fs::copy(
         workflows().join("intercert-membership.yaml"),

@@ -32,6 +32,13 @@ pub use data::{
 pub const WORKFLOW_ID: &str = "csirt-incubation";
 pub const WORKFLOW_SOURCE: &str = include_str!("../../../workflows/csirt-incubation.yaml");
 const WORKFLOW_FILE: &str = "workflows/csirt-incubation.yaml";
+/// The workflows the programme's stages start as child projects (id, file, source): `networking` opens the
+/// region's InterCERT-FR membership application.
+const CHILD_WORKFLOWS: [(&str, &str, &str); 1] = [(
+    "intercert-membership",
+    "workflows/intercert-membership.yaml",
+    include_str!("../../../workflows/intercert-membership.yaml"),
+)];
 
 /// Demo accounts live under this domain.
 pub const EMAIL_DOMAIN: &str = "demo.csirt-incubator.fr";
@@ -195,8 +202,18 @@ fn morning(day: NaiveDate) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// The newest deployed version of the workflow, deploying the embedded one on an empty database.
+/// The newest deployed version of the workflow, deploying the embedded one on an empty database, and the
+/// child workflows it starts when none of theirs is deployed.
 async fn workflow(store: &Store, now: DateTime<Utc>) -> Result<(Arc<Workflow>, bool), DemoError> {
+    for (id, file, source) in CHILD_WORKFLOWS {
+        match store.workflows().latest(store.db(), id).await {
+            Ok(_) => {}
+            Err(StoreError::UnknownWorkflow(_)) => {
+                store.deploy_workflow(source, file, now).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     match store.workflows().latest(store.db(), WORKFLOW_ID).await {
         Ok(workflow) => Ok((workflow, false)),
         Err(StoreError::UnknownWorkflow(_)) => {

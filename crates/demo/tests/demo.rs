@@ -40,9 +40,13 @@ async fn workflow(store: &Store) -> std::sync::Arc<Workflow> {
         .expect("workflow deployed by the demo")
 }
 
-/// Region code → state, as stored.
+/// Region code → state of its incubation project, as stored.
 async fn states(store: &Store) -> BTreeMap<String, String> {
-    projects::list(store.db(), &ProjectFilter::default())
+    let filter = ProjectFilter {
+        workflow_id: Some(incubator_demo::WORKFLOW_ID.to_owned()),
+        ..ProjectFilter::default()
+    };
+    projects::list(store.db(), &filter)
         .await
         .expect("list projects")
         .into_iter()
@@ -280,7 +284,32 @@ async fn loading_in_two_steps_equals_loading_at_once(db: &TestDb) {
         .iter()
         .map(|r| r.due(DEFAULT_AS_OF).len())
         .sum();
-    assert_eq!(counts(&store).await["events"], expected_events as u64);
+    // Entering `networking` starts the region's InterCERT-FR application, whose history opens with one event.
+    let started_children = programme
+        .regions
+        .iter()
+        .filter(|r| {
+            r.due(DEFAULT_AS_OF).iter().any(|a| {
+                matches!(&a.kind, ActionKind::Fire { transition, .. } if transition == "complete_incubation")
+            })
+        })
+        .count();
+    let children = projects::list(
+        store.db(),
+        &ProjectFilter {
+            workflow_id: Some("intercert-membership".into()),
+            ..ProjectFilter::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert!(started_children > 0);
+    assert_eq!(children.len(), started_children);
+    assert!(children.iter().all(|c| c.parent_project_id.is_some()));
+    assert_eq!(
+        counts(&store).await["events"],
+        (expected_events + started_children) as u64
+    );
     assert_audit_clean(&store).await;
 }
 
@@ -302,6 +331,7 @@ async fn carriers_and_legal_forms_are_recorded_once_set(db: &TestDb) {
             store.db(),
             &ProjectFilter {
                 region_code: Some(region.code.clone()),
+                workflow_id: Some(incubator_demo::WORKFLOW_ID.to_owned()),
                 ..ProjectFilter::default()
             },
         )

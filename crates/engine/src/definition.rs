@@ -32,6 +32,7 @@ pub struct Workflow {
     pub(crate) labels: Labels,
     pub(crate) timezone: Tz,
     pub(crate) roles: BTreeMap<String, Labels>,
+    pub(crate) held_by: BTreeMap<String, RoleHolder>,
     pub(crate) requirements: Vec<Requirement>,
     pub(crate) fields: Vec<Field>,
     pub(crate) states: Vec<State>,
@@ -46,6 +47,18 @@ pub struct Workflow {
     pub(crate) template_refs: Vec<Reference>,
     pub(crate) child_refs: Vec<Reference>,
     pub(crate) migrations: BTreeMap<String, String>,
+}
+
+/// Account roles of the service a workflow role may be held by (`held_by:` in a definition).
+pub const ACCOUNT_ROLES: [&str; 2] = ["council", "officer"];
+
+/// Who acts in a workflow role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleHolder {
+    /// Accounts of the service with this account role (`council` accounts of the project's region).
+    Accounts(String),
+    /// People without an account, acting through signed links the project's officers or council send.
+    Link,
 }
 
 /// Id → position lookups, built once at load time so that the hot path never scans.
@@ -223,6 +236,31 @@ impl Workflow {
 
     pub fn roles(&self) -> &BTreeMap<String, Labels> {
         &self.roles
+    }
+
+    /// Who acts in `role`: the `held_by` entry, else the accounts whose account role has the same name.
+    pub fn holder(&self, role: &str) -> RoleHolder {
+        self.held_by
+            .get(role)
+            .cloned()
+            .unwrap_or_else(|| RoleHolder::Accounts(role.to_owned()))
+    }
+
+    /// Whether an account with `account_role` acts in the workflow role `role`.
+    pub fn account_holds(&self, account_role: &str, role: &str) -> bool {
+        self.holder(role) == RoleHolder::Accounts(account_role.to_owned())
+    }
+
+    /// The account roles that hold any of `roles`, sorted and once each: whom a mail to `roles` reaches.
+    pub fn account_roles(&self, roles: &[String]) -> Vec<String> {
+        let held: BTreeSet<String> = roles
+            .iter()
+            .filter_map(|r| match self.holder(r) {
+                RoleHolder::Accounts(account) => Some(account),
+                RoleHolder::Link => None,
+            })
+            .collect();
+        held.into_iter().collect()
     }
 
     pub fn requirements(&self) -> &[Requirement] {

@@ -51,7 +51,7 @@ impl Workflow {
                 state: instance.state.clone(),
                 allowed_from: transition.from.clone(),
             })?;
-        if !role_allowed(transition, actor) {
+        if !role_allowed(self, transition, actor) {
             return Err(Refusal::RoleNotAllowed {
                 transition: transition.id.clone(),
                 allowed: transition.roles.clone(),
@@ -122,7 +122,7 @@ impl Workflow {
     pub fn evaluate(&self, instance: &Instance, actor: &Actor) -> Vec<TransitionView> {
         self.transitions_from(&instance.state)
             .map(|t| {
-                let role_allowed = role_allowed(t, actor);
+                let role_allowed = role_allowed(self, t, actor);
                 let unmet = self.unmet(t, instance, Comment::NotYetTyped);
                 TransitionView {
                     id: t.id.clone(),
@@ -276,8 +276,13 @@ impl Workflow {
     }
 }
 
-fn role_allowed(transition: &Transition, actor: &Actor) -> bool {
-    actor.roles.iter().any(|r| transition.roles.contains(r))
+fn role_allowed(workflow: &Workflow, transition: &Transition, actor: &Actor) -> bool {
+    actor.roles.iter().any(|account| {
+        transition
+            .roles
+            .iter()
+            .any(|role| workflow.account_holds(account, role))
+    })
 }
 
 fn check_bounds(field: &Field, value: i64) -> Result<i64, FieldError> {

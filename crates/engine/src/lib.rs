@@ -20,8 +20,9 @@ mod runtime;
 pub use analysis::{CriticalPath, Forecast, GoalVerdict, PlannedPath, StagePlan};
 pub use correction::{CorrectionKind, correction_key, correction_requirement};
 pub use definition::{
-    Anchor, CREATE_TRANSITION, DOCUMENT_KINDS, Deadline, DeadlineRule, Field, Goal, Milestone,
-    Planned, ReminderPlan, ReminderTemplates, Requirement, State, Transition, Workflow,
+    ACCOUNT_ROLES, Anchor, CREATE_TRANSITION, DOCUMENT_KINDS, Deadline, DeadlineRule, Field, Goal,
+    Milestone, Planned, ReminderPlan, ReminderTemplates, Requirement, RoleHolder, State,
+    Transition, Workflow,
 };
 pub use duration::{CalendarDuration, DurationError, start_of_local_day};
 pub use error::{FieldError, LoadError, LoadErrors};

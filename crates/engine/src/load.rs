@@ -9,8 +9,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, Reversed};
 
 use crate::definition::{
-    Anchor, CREATE_TRANSITION, DOCUMENT_KINDS, Deadline, DeadlineRule, Field, Goal, Index,
-    Milestone, Planned, ReminderPlan, ReminderTemplates, Requirement, State, Transition, Workflow,
+    ACCOUNT_ROLES, Anchor, CREATE_TRANSITION, DOCUMENT_KINDS, Deadline, DeadlineRule, Field, Goal,
+    Index, Milestone, Planned, ReminderPlan, ReminderTemplates, Requirement, RoleHolder, State,
+    Transition, Workflow,
 };
 use crate::duration::{CalendarDuration, start_of_local_day};
 use crate::error::{LoadError, LoadErrors};
@@ -314,6 +315,7 @@ impl Checker {
             self.item_id(&path, id, "role");
             self.labels(&path, labels);
         }
+        let held_by = self.held_by(&raw);
         let requirements = self.requirements(&raw);
         let fields = self.fields(&raw);
         let mut index = Index {
@@ -429,6 +431,7 @@ impl Checker {
                     labels: raw.labels,
                     timezone,
                     roles: raw.roles,
+                    held_by,
                     requirements,
                     fields,
                     states,
@@ -445,6 +448,31 @@ impl Checker {
             }
             _ => None,
         }
+    }
+
+    fn held_by(&mut self, raw: &RawWorkflow) -> BTreeMap<String, RoleHolder> {
+        let mut held_by = BTreeMap::new();
+        for (role, holder) in &raw.held_by {
+            let path = join("held_by", role);
+            if !raw.roles.contains_key(role) {
+                let known: Vec<&str> = raw.roles.keys().map(String::as_str).collect();
+                let hint = format!("roles are: {}", known.join(", "));
+                self.fail_key(&path, format!("unknown role `{role}`"), Some(&hint));
+            }
+            let holder = match holder.as_str() {
+                "link" => RoleHolder::Link,
+                account if ACCOUNT_ROLES.contains(&account) => {
+                    RoleHolder::Accounts(account.to_owned())
+                }
+                other => {
+                    let hint = format!("one of {}, link", ACCOUNT_ROLES.join(", "));
+                    self.fail_value(&path, format!("unknown holder `{other}`"), Some(&hint));
+                    continue;
+                }
+            };
+            held_by.insert(role.clone(), holder);
+        }
+        held_by
     }
 
     fn requirements(&mut self, raw: &RawWorkflow) -> Vec<Requirement> {

@@ -24,6 +24,10 @@ pub struct RawWorkflow {
     #[serde(default)]
     pub timezone: Option<String>,
     pub roles: BTreeMap<String, Labels>,
+    /// Who acts in each role: `council` or `officer` accounts of the service, or `link` for people outside
+    /// it who act through signed links. A role not listed is held by the accounts of the same name.
+    #[serde(default)]
+    pub held_by: BTreeMap<String, String>,
     #[serde(default)]
     pub requirements: BTreeMap<String, RawRequirement>,
     #[serde(default)]

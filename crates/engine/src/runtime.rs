@@ -65,6 +65,7 @@ pub struct Instance {
 pub struct Actor {
     /// Stable actor id recorded in the events (e.g. `user:42`, `scheduler`).
     pub id: String,
+    /// Account roles (`council`, `officer`); the workflow's `held_by` says which workflow roles they hold.
     pub roles: Vec<String>,
 }
 

@@ -5,7 +5,8 @@ mod common;
 use chrono::NaiveDate;
 use common::*;
 use incubator_engine::{
-    CohortInfo, DeadlineSet, EmailIntent, FieldError, FieldValue, Refusal, RequirementStatus, Unmet,
+    CohortInfo, DeadlineSet, EmailIntent, FieldError, FieldValue, Refusal, RequirementStatus,
+    RoleHolder, Unmet,
 };
 use serde_json::json;
 
@@ -398,10 +399,8 @@ fn evaluate_shows_each_transition_for_the_actor() {
 #[test]
 fn any_guard_reports_one_condition_naming_each_way() {
     let wf = intercert();
-    let board = incubator_engine::Actor {
-        id: "user:9".into(),
-        roles: vec!["board".into()],
-    };
+    // ANSSI's officers act for the board (`held_by`).
+    let board = officer();
     let now = utc("2024-05-01T08:00:00Z");
     let mut application = instance("board_decision");
     application.facts.insert(
@@ -494,5 +493,54 @@ fn parse_field_checks_types_choices_and_bounds() {
     assert_eq!(
         wf.parse_field("nope", &json!(1)),
         Err(FieldError::UnknownField { key: "nope".into() })
+    );
+}
+
+#[test]
+fn held_by_maps_account_roles_to_workflow_roles() {
+    let wf = intercert();
+    assert_eq!(wf.holder("sponsor"), RoleHolder::Link);
+    assert_eq!(
+        wf.holder("applicant"),
+        RoleHolder::Accounts("council".into())
+    );
+    // A mail to the applicant and the sponsors reaches council accounts only: sponsors get links.
+    assert_eq!(
+        wf.account_roles(&["sponsor".into(), "applicant".into(), "board".into()]),
+        vec!["council".to_owned(), "officer".to_owned()]
+    );
+    let mut drafting = instance("drafting");
+    drafting.facts.insert(
+        "team_name".into(),
+        FieldValue::Text("CSIRT Bretagne".into()),
+    );
+    let now = utc("2024-05-01T08:00:00Z");
+    let submit = request("submit_application", None);
+    assert_eq!(
+        wf.fire(&drafting, &submit, &council(), now).unwrap().to,
+        "sponsorship"
+    );
+    // The workflow role's own name is no account role once `held_by` maps it elsewhere.
+    let literal = incubator_engine::Actor {
+        id: "user:9".into(),
+        roles: vec!["applicant".into()],
+    };
+    assert!(matches!(
+        wf.fire(&drafting, &submit, &literal, now),
+        Err(Refusal::RoleNotAllowed { .. })
+    ));
+    assert!(matches!(
+        wf.fire(&drafting, &submit, &officer(), now),
+        Err(Refusal::RoleNotAllowed { .. })
+    ));
+    // Without `held_by`, each role is held by the accounts of the same name.
+    let anssi = anssi();
+    assert_eq!(
+        anssi.holder("officer"),
+        RoleHolder::Accounts("officer".into())
+    );
+    assert_eq!(
+        anssi.account_roles(&["council".into()]),
+        vec!["council".to_owned()]
     );
 }

@@ -10,10 +10,10 @@ use incubator_engine::{Actor, CorrectionKind, Workflow};
 use incubator_notify::{
     CorrectionRequested, DeadlineOverdue, DeadlineReminder, DeadlineStatus, DigestDeadline,
     DigestDueSoon, DigestOverdue, DocumentAccepted, DocumentRejected, DocumentReview, EmailContext,
-    Lang, MailDate, NextDeadline, OfficersDigest, ProjectClosed, ProjectMail, PublicUrl,
-    StageCount, StageEntered, TemplateKind,
+    Lang, LinkInvitation, MailDate, NextDeadline, OfficersDigest, ProjectClosed, ProjectMail,
+    PublicUrl, StageCount, StageEntered, TemplateKind,
 };
-use incubator_store::entities::{deadlines, outbox, projects, regions, users};
+use incubator_store::entities::{deadlines, links, outbox, projects, regions, users};
 use incubator_store::{Store, delivery, projects as project_repo};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
@@ -89,6 +89,13 @@ struct CorrectionKeys {
     correction_kind: CorrectionKind,
     due_on: NaiveDate,
     stage_clock_paused: bool,
+}
+
+/// What an issued link's mail freezes: the link (whose token is signed again here) and who issued it.
+#[derive(Debug, Deserialize)]
+struct LinkKeys {
+    link_id: i64,
+    sender: String,
 }
 
 /// What the scheduler freezes in a reminder's row.
@@ -321,6 +328,33 @@ impl Renderer<'_> {
                     }),
                 }
             }
+            TemplateKind::LinkInvitation => {
+                let l: LinkKeys = keys(row)?;
+                let link = links::Entity::find_by_id(l.link_id)
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| data(format!("mail {}: link {} missing", row.id, l.link_id)))?;
+                let token = incubator_store::links::token_of(db, &link).await?;
+                let requirement = workflow.requirement(&link.requirement);
+                EmailContext::LinkInvitation(LinkInvitation {
+                    public_url: self.public_url.clone(),
+                    link_url: self.public_url.link_url(&token),
+                    recipient_name: recipient_name.to_owned(),
+                    region_name: region.name.clone(),
+                    workflow_label: pick(workflow.labels(), lang),
+                    role_label: workflow
+                        .roles()
+                        .get(&link.role)
+                        .map_or_else(|| link.role.clone(), |labels| pick(labels, lang)),
+                    requirement_label: requirement
+                        .map_or_else(|| link.requirement.clone(), |r| pick(&r.labels, lang)),
+                    requirement_hint: requirement
+                        .and_then(|r| r.hint.as_ref())
+                        .map(|h| pick(h, lang)),
+                    sender_name: actor_name(db, &l.sender, lang).await?,
+                    expires_on: MailDate::new(local_day(link.expires_at, tz), lang),
+                })
+            }
             TemplateKind::OfficersDigest => unreachable!("handled above"),
         })
     }
@@ -436,7 +470,9 @@ async fn missing(
         requirements: Vec::new(),
         everything: Vec::new(),
     };
-    for view in workflow.evaluate(&snapshot.instance(workflow, at, false), &officer) {
+    let instance =
+        project_repo::instance_of(store.db(), store.workflows(), workflow, &snapshot, at).await?;
+    for view in workflow.evaluate(&instance, &officer) {
         let forward = workflow
             .state(&view.to)
             .is_none_or(|s| !s.is_terminal() || s.is_success());

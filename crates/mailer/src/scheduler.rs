@@ -353,7 +353,8 @@ fn plan_step(
         step: step.step,
         send_at: step.send_at,
         template: step.template,
-        to_roles: step.to_roles,
+        // Whom the mail reaches: the account roles holding the plan's workflow roles.
+        to_roles: workflow.account_roles(&step.to_roles),
         new: false,
     };
     (key, reminder, context)

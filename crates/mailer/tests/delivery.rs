@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{TestDb, at};
+use incubator_engine::Actor;
 use incubator_mailer::{Worker, message_id};
 use incubator_store::documents::{RecordDocument, ReviewDecision, ReviewDocument};
 use incubator_store::entities::outbox;
+use incubator_store::links::{self, IssueLink, LinkHolder};
+use incubator_store::projects::CreateProject;
 use incubator_store::{delivery, outbox::PENDING};
 use sea_orm::{EntityTrait, QueryOrder};
 use support::{Programme, Received, SmtpSink, config, programme, templates};
@@ -24,6 +27,7 @@ both_backends!(
     a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_others,
     an_expired_lease_is_claimed_again_and_sent_once,
     without_smtp_mails_are_written_as_eml_files,
+    a_link_invitation_reaches_its_holder_with_a_link_that_opens,
 );
 
 async fn rows(p: &Programme) -> Vec<outbox::Model> {
@@ -625,4 +629,71 @@ async fn without_smtp_mails_are_written_as_eml_files(db: &TestDb) {
         "{eml}"
     );
     assert!(eml.contains("Subject: "), "{eml}");
+}
+
+async fn a_link_invitation_reaches_its_holder_with_a_link_that_opens(db: &TestDb) {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let p = programme(db).await;
+    let officer = format!("user:{}", p.officer.id);
+    let application = p
+        .store
+        .write(CreateProject {
+            registry: p.store.workflows().clone(),
+            region_code: "53".into(),
+            workflow_id: "intercert-membership".into(),
+            actor: Actor {
+                id: officer.clone(),
+                roles: vec!["officer".into()],
+            },
+            now: at(2022, 10, 3),
+        })
+        .await
+        .unwrap();
+    let link = p
+        .store
+        .write(IssueLink {
+            registry: p.store.workflows().clone(),
+            project_id: application,
+            role: "sponsor".into(),
+            requirement: "first_sponsor_letter".into(),
+            holder: LinkHolder::parse("cert@parrain.example", "CERT Parrain").unwrap(),
+            lang: "fr".into(),
+            expires_at: Utc::now() + chrono::TimeDelta::days(14),
+            actor: officer,
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(worker(&p, db, Some(&sink)).drain().await.unwrap().sent, 1);
+    let received = sink.wait_for(1, Duration::from_secs(5)).await;
+    let mail = &received[0];
+    assert_eq!(mail.rcpt_tos, ["cert@parrain.example"]);
+    assert_eq!(
+        mail.subject,
+        "[Bretagne] Document demandé : Lettre du premier CSIRT parrain"
+    );
+    assert!(
+        mail.text.contains("Olivia Officier vous invite"),
+        "{}",
+        mail.text
+    );
+    assert!(
+        !mail.text.contains("/projects/"),
+        "no page its holder could open"
+    );
+    // The mailed address is the link's own, signed again at delivery, and it opens.
+    let token = links::token_of(p.store.db(), &link).await.unwrap();
+    let url = format!("https://incubateur.example.gouv.fr/links/{token}");
+    assert!(mail.text.contains(&url), "{}", mail.text);
+    assert!(
+        mail.html.contains(&format!("href=\"{url}\"")),
+        "{}",
+        mail.html
+    );
+    let opened = links::resolve(p.store.db(), &token, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(opened.id, link.id);
 }

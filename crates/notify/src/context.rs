@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::lang::Lang;
-use crate::url::{ProjectUrl, PublicUrl};
+use crate::url::{LinkUrl, ProjectUrl, PublicUrl};
 
 /// A date written out for a reader of the given language, e.g. « 31 décembre 2024 ».
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,6 +187,24 @@ pub struct DigestDueSoon {
     pub days_left: u32,
 }
 
+/// `link_invitation`: a person without an account (a sponsoring CSIRT) is asked for one document through a
+/// signed link. No project page link: the recipient has no account to open it with.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkInvitation {
+    pub public_url: PublicUrl,
+    pub link_url: LinkUrl,
+    pub recipient_name: String,
+    pub region_name: String,
+    pub workflow_label: String,
+    /// The workflow role the recipient acts in, e.g. « CSIRT parrain ».
+    pub role_label: String,
+    pub requirement_label: String,
+    pub requirement_hint: Option<String>,
+    /// Who issued the link.
+    pub sender_name: String,
+    pub expires_on: MailDate,
+}
+
 /// The email templates, one folder each under the template directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TemplateKind {
@@ -200,10 +218,11 @@ pub enum TemplateKind {
     DeadlineOverdue,
     DeadlineEscalation,
     OfficersDigest,
+    LinkInvitation,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 10] = [
+    pub const ALL: [TemplateKind; 11] = [
         TemplateKind::StageEntered,
         TemplateKind::ProjectDeclined,
         TemplateKind::ProjectWithdrawn,
@@ -214,6 +233,7 @@ impl TemplateKind {
         TemplateKind::DeadlineOverdue,
         TemplateKind::DeadlineEscalation,
         TemplateKind::OfficersDigest,
+        TemplateKind::LinkInvitation,
     ];
 
     /// The folder name, which is also how workflows refer to the template.
@@ -229,6 +249,7 @@ impl TemplateKind {
             TemplateKind::DeadlineOverdue => "deadline_overdue",
             TemplateKind::DeadlineEscalation => "deadline_escalation",
             TemplateKind::OfficersDigest => "officers_digest",
+            TemplateKind::LinkInvitation => "link_invitation",
         }
     }
 
@@ -259,6 +280,7 @@ pub enum EmailContext {
     DeadlineOverdue(DeadlineOverdue),
     DeadlineEscalation(DeadlineOverdue),
     OfficersDigest(OfficersDigest),
+    LinkInvitation(LinkInvitation),
 }
 
 impl EmailContext {
@@ -274,6 +296,7 @@ impl EmailContext {
             EmailContext::DeadlineOverdue(_) => TemplateKind::DeadlineOverdue,
             EmailContext::DeadlineEscalation(_) => TemplateKind::DeadlineEscalation,
             EmailContext::OfficersDigest(_) => TemplateKind::OfficersDigest,
+            EmailContext::LinkInvitation(_) => TemplateKind::LinkInvitation,
         }
     }
 }

@@ -19,4 +19,4 @@ pub use error::{Location, TemplateError};
 pub use lang::Lang;
 pub use sample::Sample;
 pub use templates::{RenderedEmail, Templates};
-pub use url::{ProjectUrl, PublicUrl, PublicUrlError};
+pub use url::{LinkUrl, ProjectUrl, PublicUrl, PublicUrlError};

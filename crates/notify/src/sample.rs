@@ -33,6 +33,7 @@ impl TemplateKind {
             TemplateKind::DeadlineOverdue => both(lang, EmailContext::DeadlineOverdue),
             TemplateKind::DeadlineEscalation => both(lang, EmailContext::DeadlineEscalation),
             TemplateKind::OfficersDigest => both(lang, EmailContext::OfficersDigest),
+            TemplateKind::LinkInvitation => both(lang, EmailContext::LinkInvitation),
         }
     }
 }
@@ -337,6 +338,42 @@ impl Sample for OfficersDigest {
             due_soon: Vec::new(),
             dead_mails: 0,
             ..OfficersDigest::sample(lang)
+        }
+    }
+}
+
+impl Sample for LinkInvitation {
+    fn sample(lang: Lang) -> Self {
+        LinkInvitation {
+            public_url: public_url(),
+            link_url: public_url().link_url("7.1767139200.4f2a"),
+            recipient_name: "CERT Sud-Est".to_owned(),
+            region_name: "Provence-Alpes-Côte d'Azur".to_owned(),
+            workflow_label: say(
+                lang,
+                "Adhésion à InterCERT-FR",
+                "InterCERT-FR membership application",
+            ),
+            role_label: say(lang, "CSIRT parrain", "Sponsoring CSIRT"),
+            requirement_label: say(
+                lang,
+                "Lettre du premier CSIRT parrain",
+                "Letter of the first sponsoring CSIRT",
+            ),
+            requirement_hint: Some(say(
+                lang,
+                "Une lettre signée qui confirme votre parrainage.",
+                "A signed letter confirming your sponsorship.",
+            )),
+            sender_name: "Julien Moreau".to_owned(),
+            expires_on: on(lang, 2025, 12, 31),
+        }
+    }
+
+    fn sparse(lang: Lang) -> Self {
+        LinkInvitation {
+            requirement_hint: None,
+            ..LinkInvitation::sample(lang)
         }
     }
 }

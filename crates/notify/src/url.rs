@@ -8,6 +8,11 @@ use serde::Serialize;
 #[serde(transparent)]
 pub struct PublicUrl(String);
 
+/// The address of a signed link, only obtainable from [`PublicUrl::link_url`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LinkUrl(String);
+
 /// A link to one project's page, only obtainable from [`PublicUrl::project_url`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -56,6 +61,11 @@ impl PublicUrl {
     /// The page of a project, as the web service routes it (`/projects/{id}`).
     pub fn project_url(&self, project_id: impl fmt::Display) -> ProjectUrl {
         ProjectUrl(format!("{}/projects/{project_id}", self.0))
+    }
+
+    /// The page a link holder opens (`/links/{token}`); a token holds only digits, dots and hex digits.
+    pub fn link_url(&self, token: &str) -> LinkUrl {
+        LinkUrl(format!("{}/links/{token}", self.0))
     }
 }
 

@@ -47,6 +47,7 @@ fn workflows_may_name_the_ten_templates() {
         "deadline_reminder",
         "document_accepted",
         "document_rejected",
+        "link_invitation",
         "officers_digest",
         "project_declined",
         "project_withdrawn",
@@ -72,7 +73,16 @@ fn every_mail_links_back_to_the_public_url_in_its_language() {
             mail.html.contains(&format!(r#"<html lang="{lang}">"#)),
             "{which}: html not marked as {lang}"
         );
-        if kind != TemplateKind::OfficersDigest {
+        if kind == TemplateKind::LinkInvitation {
+            // Its recipient has no account: the mail leads to the link, never to the project's page.
+            let link = format!("{PUBLIC_URL}/links/7.1767139200.4f2a");
+            assert!(mail.text.contains(&link), "{which}: text without the link");
+            assert!(
+                mail.html.contains(&format!(r#"href="{link}""#)),
+                "{which}: html without the link"
+            );
+            assert!(!mail.text.contains(PROJECT_URL), "{which}");
+        } else if kind != TemplateKind::OfficersDigest {
             assert!(
                 mail.text.contains(PROJECT_URL),
                 "{which}: text without project link"
@@ -140,6 +150,10 @@ fn subjects_read_as_written_in_french_and_english() {
             TemplateKind::OfficersDigest,
             "Synthèse hebdomadaire du programme – semaine du 10 mars 2025".to_owned(),
         ),
+        (
+            TemplateKind::LinkInvitation,
+            format!("{region} Document demandé{NBSP}: Lettre du premier CSIRT parrain"),
+        ),
     ];
     for (kind, expected) in french {
         assert_eq!(subject(kind, Lang::Fr), expected, "{kind}");
@@ -166,6 +180,10 @@ fn subjects_read_as_written_in_french_and_english() {
         (
             TemplateKind::OfficersDigest,
             "Weekly programme digest – week of 10 March 2025".to_owned(),
+        ),
+        (
+            TemplateKind::LinkInvitation,
+            format!("{region} Document requested: Letter of the first sponsoring CSIRT"),
         ),
     ];
     for (kind, expected) in english {

@@ -102,6 +102,9 @@ pub enum ApiError {
     VersionConflict { expected: i64, current: i64 },
     #[error("{0}")]
     AlreadyExists(String),
+    /// A link that was used, expired or withdrawn: it will never work again.
+    #[error("{detail}")]
+    Gone { slug: &'static str, detail: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{detail}")]
@@ -156,6 +159,7 @@ impl ApiError {
             Self::Refused(Refusal::RoleNotAllowed { .. }) => StatusCode::FORBIDDEN,
             Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::VersionConflict { .. } | Self::AlreadyExists(_) => StatusCode::CONFLICT,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -188,6 +192,7 @@ impl ApiError {
             Self::Refused(Refusal::Unmet { .. }) => ("guard-unmet", "Conditions not met"),
             Self::VersionConflict { .. } => ("version-conflict", "Stale version"),
             Self::AlreadyExists(_) => ("already-exists", "Already exists"),
+            Self::Gone { slug, .. } => (slug, "Link no longer usable"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType { .. } => {
                 ("unsupported-media-type", "Unsupported media type")
@@ -251,7 +256,24 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict {
                 expected, current, ..
             } => Self::VersionConflict { expected, current },
-            e @ StoreError::ProjectExists { .. } => Self::AlreadyExists(e.to_string()),
+            e @ (StoreError::ProjectExists { .. } | StoreError::ChildExists { .. }) => {
+                Self::AlreadyExists(e.to_string())
+            }
+            e @ (StoreError::LinkInvalid | StoreError::LinkNotFound(_)) => {
+                Self::NotFound(e.to_string())
+            }
+            e @ StoreError::LinkUsed { .. } => Self::Gone {
+                slug: "link-used",
+                detail: e.to_string(),
+            },
+            e @ StoreError::LinkExpired { .. } => Self::Gone {
+                slug: "link-expired",
+                detail: e.to_string(),
+            },
+            e @ StoreError::LinkRevoked { .. } => Self::Gone {
+                slug: "link-revoked",
+                detail: e.to_string(),
+            },
             e @ (StoreError::WorkflowNotDeployed { .. } | StoreError::UnknownWorkflow(_)) => {
                 Self::invalid(e.to_string())
             }

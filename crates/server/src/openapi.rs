@@ -87,6 +87,11 @@ pub struct NotFoundProblem(#[allow(dead_code)] Problem);
 #[response(status = 409, content_type = "application/problem+json")]
 pub struct ConflictProblem(#[allow(dead_code)] Problem);
 
+/// The link was used, expired or withdrawn.
+#[derive(Debug, IntoResponses)]
+#[response(status = 410, content_type = "application/problem+json")]
+pub struct GoneProblem(#[allow(dead_code)] Problem);
+
 /// The body is larger than the server accepts.
 #[derive(Debug, IntoResponses)]
 #[response(status = 413, content_type = "application/problem+json")]

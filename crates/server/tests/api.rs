@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::{Account, TestApp, TestDb, docx, elf, pdf, png, problem};
+use common::{Account, TestApp, TestDb, docx, elf, expect_ok, pdf, png, problem};
 use incubator_store::entities::outbox;
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -59,16 +59,6 @@ async fn create_project(app: &TestApp, officer: &Account, region: &str) -> i64 {
     assert_eq!(location, format!("/api/v1/projects/{id}"));
     assert_eq!(body["state"], "invited");
     id
-}
-
-async fn expect_ok(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        status.is_success(),
-        "expected success, got {status}: {body}"
-    );
-    body
 }
 
 /// Uploads as the council and returns the document id.
@@ -1518,6 +1508,8 @@ async fn openapi_is_complete_and_true(db: TestDb) {
         "POST /api/v1/projects/{id}/deadlines/{key}/pause",
         "POST /api/v1/projects/{id}/deadlines/{key}/resume",
         "PUT /api/v1/me/password",
+        "POST /api/v1/projects/{id}/links",
+        "POST /api/v1/projects/{id}/links/{link_id}/revoke",
     ]
     .into_iter()
     .map(String::from)
@@ -2008,6 +2000,12 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
         ("POST /api/v1/projects/{id}/documents", [U, L, H, L, F]),
         ("GET /api/v1/documents/{id}/content", [U, L, H, L, L]),
         ("POST /api/v1/documents/{id}/review", [U, F, H, L, F]),
+        ("POST /api/v1/projects/{id}/links", [U, L, H, L, F]),
+        // No link 424242 on the project: an officer gets past the access checks to the link's own 404.
+        (
+            "POST /api/v1/projects/{id}/links/{link_id}/revoke",
+            [U, F, H, H, F],
+        ),
         (
             "POST /api/v1/projects/{id}/deadlines/{key}/pause",
             [U, F, H, L, F],
@@ -2083,6 +2081,7 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
             template
                 .replace("{id}", &id.to_string())
                 .replace("{key}", "invited")
+                .replace("{link_id}", "424242")
         };
         for (column, who) in callers {
             let version = app.project(&cast.officer, project).await["version"]
@@ -2105,6 +2104,10 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
                     json!({"transition": "express_interest", "expected_version": version})
                 }
                 "PUT /api/v1/projects/{id}/cohort" => json!({"cohort_id": cohort}),
+                "POST /api/v1/projects/{id}/links" => json!({
+                    "email": "cert@parrain.example", "name": "CERT parrain", "role": "sponsor",
+                    "requirement": "first_sponsor_letter", "expires_in": "P14D"
+                }),
                 "POST /api/v1/documents/{id}/review" => json!({"decision": "accepted"}),
                 "POST /api/v1/projects/{id}/deadlines/{key}/pause"
                 | "POST /api/v1/projects/{id}/deadlines/{key}/resume" => {

@@ -260,6 +260,29 @@ async fn every_page_renders_in_both_languages(db: TestDb) {
         )
         .await;
     assert_eq!(assigned.status(), StatusCode::OK);
+    // A sponsor's signed link, on Bretagne's InterCERT-FR application.
+    let application = app
+        .post(
+            &cast.officer,
+            "/api/v1/projects",
+            &json!({"region_code": "53", "workflow": "intercert-membership"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let link = app
+        .post(
+            &cast.officer,
+            &format!("/api/v1/projects/{}/links", application["id"]),
+            &json!({"email": "cert@parrain.example", "name": "CERT parrain", "role": "sponsor",
+                    "requirement": "first_sponsor_letter"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let link_path = link["path"].as_str().unwrap().to_owned();
 
     let mut rendered = BTreeSet::new();
     for (lang, marker) in [("fr", "<html lang=\"fr\">"), ("en", "<html lang=\"en\">")] {
@@ -267,6 +290,11 @@ async fn every_page_renders_in_both_languages(db: TestDb) {
         let login = ok_page(&mut anonymous, &format!("/login?lang={lang}")).await;
         assert!(login.body.contains(marker));
         rendered.insert("login");
+        // The link page needs no account: the anonymous browser opens it.
+        let sponsor = ok_page(&mut anonymous, &link_path).await;
+        assert!(sponsor.body.contains(marker) && sponsor.body.contains("Bretagne"));
+        assert!(sponsor.body.contains("enctype=\"multipart/form-data\""));
+        rendered.insert("link");
 
         let mut officer = signed_in(&app, OFFICER).await;
         // The language chosen is remembered in a cookie.

@@ -14,7 +14,7 @@ use crate::committer::UnitOfWork;
 use crate::entities::{cohorts, projects};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
-use crate::projects::{bump, decision_view, find, set_deadline};
+use crate::projects::{bump, decision_view, find, instance_of, set_deadline};
 use crate::workflows::WorkflowRegistry;
 
 #[derive(Debug)]
@@ -89,7 +89,7 @@ impl UnitOfWork for AssignCohort {
             .registry
             .get(txn, &project.workflow_id, project.workflow_version)
             .await?;
-        let instance = snap.instance(&workflow, now, false);
+        let instance = instance_of(txn, &self.registry, &workflow, &snap, now).await?;
         if let Some(due) =
             workflow.deadline_for(&project.state, &instance, project.state_entered_at)
         {

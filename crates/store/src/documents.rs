@@ -75,83 +75,96 @@ impl UnitOfWork for RecordDocument {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<documents::Model> {
-        let now = normalize(self.now);
-        let project = find(txn, self.project_id).await?;
-        let workflow = self
-            .registry
-            .get(txn, &project.workflow_id, project.workflow_version)
-            .await?;
-        if workflow.requirement(&self.requirement).is_none() {
-            return Err(StoreError::Invalid(format!(
-                "`{}` is not a requirement of workflow `{}`",
-                self.requirement, project.workflow_id
-            )));
-        }
-        if let Some(expires_on) = self.expires_on {
-            workflow
-                .check_expiry(expires_on, now)
-                .map_err(StoreError::Invalid)?;
-        }
-        let inserted = documents::Entity::insert(documents::ActiveModel {
-            id: NotSet,
-            project_id: Set(project.id),
-            requirement: Set(self.requirement.clone()),
-            filename: Set(self.filename.clone()),
-            media_type: Set(self.media_type.clone()),
-            size: Set(self.size),
-            sha256: Set(self.sha256.clone()),
-            uploaded_by: Set(self.actor.clone()),
-            uploaded_at: Set(now),
-            expires_on: Set(self.expires_on),
-        })
-        .exec(txn)
-        .await?;
-        let reason = format!(
-            "the region answered the correction of `{}` (document {})",
-            self.requirement, inserted.last_insert_id
-        );
-        let answered = close_correction(
-            txn,
-            &workflow,
-            &project,
-            &self.requirement,
-            reason,
-            &self.actor,
-            now,
-        )
-        .await?;
-        let current = requirement_status(txn, project.id, &self.requirement).await?;
-        // A newer upload waits for review without undoing an acceptance.
-        if current != RequirementStatus::Accepted {
-            set_requirement(
-                txn,
-                project.id,
-                &self.requirement,
-                RequirementStatus::Pending,
-                None,
-                None,
-                now,
-            )
-            .await?;
-        }
-        let changes = json!({ "document_id": inserted.last_insert_id, "requirement": self.requirement,
-                              "filename": self.filename, "sha256": self.sha256, "size": self.size,
-                              "expires_on": self.expires_on, "answers_correction": answered });
-        // The correction's answer may have resumed a clock, which moved the project's chain on.
-        let project = find(txn, project.id).await?;
-        let (seq, hash) = append(
-            txn,
-            &project,
-            NewEvent::other("document_uploaded", &self.actor, None, changes),
-            now,
-        )
-        .await?;
-        bump(txn, &project, seq, &hash, |u| u).await?;
-        documents::Entity::find_by_id(inserted.last_insert_id)
-            .one(txn)
-            .await?
-            .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))
+        record_document(txn, self, None).await
     }
+}
+
+/// Records `upload` with its `document_uploaded` event; `link` names the link holder it came through. The
+/// upload answers a correction owed on its requirement.
+pub(crate) async fn record_document(
+    txn: &DatabaseTransaction,
+    upload: &RecordDocument,
+    link: Option<serde_json::Value>,
+) -> StoreResult<documents::Model> {
+    let now = normalize(upload.now);
+    let project = find(txn, upload.project_id).await?;
+    let workflow = upload
+        .registry
+        .get(txn, &project.workflow_id, project.workflow_version)
+        .await?;
+    if workflow.requirement(&upload.requirement).is_none() {
+        return Err(StoreError::Invalid(format!(
+            "`{}` is not a requirement of workflow `{}`",
+            upload.requirement, project.workflow_id
+        )));
+    }
+    if let Some(expires_on) = upload.expires_on {
+        workflow
+            .check_expiry(expires_on, now)
+            .map_err(StoreError::Invalid)?;
+    }
+    let inserted = documents::Entity::insert(documents::ActiveModel {
+        id: NotSet,
+        project_id: Set(project.id),
+        requirement: Set(upload.requirement.clone()),
+        filename: Set(upload.filename.clone()),
+        media_type: Set(upload.media_type.clone()),
+        size: Set(upload.size),
+        sha256: Set(upload.sha256.clone()),
+        uploaded_by: Set(upload.actor.clone()),
+        uploaded_at: Set(now),
+        expires_on: Set(upload.expires_on),
+    })
+    .exec(txn)
+    .await?;
+    let reason = format!(
+        "the region answered the correction of `{}` (document {})",
+        upload.requirement, inserted.last_insert_id
+    );
+    let answered = close_correction(
+        txn,
+        &workflow,
+        &project,
+        &upload.requirement,
+        reason,
+        &upload.actor,
+        now,
+    )
+    .await?;
+    let current = requirement_status(txn, project.id, &upload.requirement).await?;
+    // A newer upload waits for review without undoing an acceptance.
+    if current != RequirementStatus::Accepted {
+        set_requirement(
+            txn,
+            project.id,
+            &upload.requirement,
+            RequirementStatus::Pending,
+            None,
+            None,
+            now,
+        )
+        .await?;
+    }
+    let mut changes = json!({ "document_id": inserted.last_insert_id, "requirement": upload.requirement,
+                              "filename": upload.filename, "sha256": upload.sha256, "size": upload.size,
+                              "expires_on": upload.expires_on, "answers_correction": answered });
+    if let Some(link) = link {
+        changes["link"] = link;
+    }
+    // The correction's answer may have resumed a clock, which moved the project's chain on.
+    let project = find(txn, project.id).await?;
+    let (seq, hash) = append(
+        txn,
+        &project,
+        NewEvent::other("document_uploaded", &upload.actor, None, changes),
+        now,
+    )
+    .await?;
+    bump(txn, &project, seq, &hash, |u| u).await?;
+    documents::Entity::find_by_id(inserted.last_insert_id)
+        .one(txn)
+        .await?
+        .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))
 }
 
 /// An officer's decision on a document; mails the council. Accepting or rejecting ends the correction the

@@ -31,6 +31,15 @@ pub enum StoreError {
         workflow: String,
         existing: i64,
     },
+    #[error(
+        "entering `{state}` starts a `{workflow}` project, but the region has one already (id {existing}) \
+         that no transition of this project started"
+    )]
+    ChildExists {
+        state: String,
+        workflow: String,
+        existing: i64,
+    },
     #[error("workflow `{id}` version {version} is not deployed")]
     WorkflowNotDeployed { id: String, version: i32 },
     #[error("workflow `{0}` has no deployed version")]
@@ -45,6 +54,22 @@ pub enum StoreError {
         id: String,
         version: i32,
         message: String,
+    },
+    #[error("this link is not valid: it was altered, or never issued here; ask for a new one")]
+    LinkInvalid,
+    #[error("link {0} not found")]
+    LinkNotFound(i64),
+    #[error("this link was used already, at {used_at}: each link serves once; ask for a new one")]
+    LinkUsed {
+        used_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("this link expired at {expires_at}; ask for a new one")]
+    LinkExpired {
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("this link was withdrawn at {revoked_at}; ask for a new one")]
+    LinkRevoked {
+        revoked_at: chrono::DateTime<chrono::Utc>,
     },
     #[error(transparent)]
     Refused(#[from] Refusal),

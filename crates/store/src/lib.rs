@@ -15,6 +15,7 @@ mod error;
 pub mod events;
 pub mod fields;
 pub mod gauges;
+pub mod links;
 pub mod outbox;
 pub mod projects;
 pub mod regions;

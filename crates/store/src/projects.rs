@@ -2,6 +2,8 @@
 //! committer runs inside a shared transaction.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -270,55 +272,212 @@ impl UnitOfWork for CreateProject {
     type Output = i64;
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
-        let now = normalize(self.now);
-        let region = regions::Entity::find_by_id(self.region_code.clone())
-            .one(txn)
-            .await?
-            .ok_or_else(|| StoreError::UnknownRegion(self.region_code.clone()))?;
-        let workflow = self.registry.latest(txn, &self.workflow_id).await?;
-        if let Some(existing) = projects::Entity::find()
-            .filter(projects::Column::RegionCode.eq(region.code.as_str()))
-            .filter(projects::Column::WorkflowId.eq(self.workflow_id.as_str()))
-            .one(txn)
-            .await?
-        {
-            return Err(StoreError::ProjectExists {
-                region: region.code,
-                workflow: self.workflow_id.clone(),
-                existing: existing.id,
-            });
-        }
-        let decision = workflow.start(&self.actor, now);
-        let inserted = projects::Entity::insert(projects::ActiveModel {
-            id: NotSet,
-            region_code: Set(region.code.clone()),
-            workflow_id: Set(self.workflow_id.clone()),
-            workflow_version: Set(workflow.version() as i32),
-            state: Set(decision.to.clone()),
-            state_entered_at: Set(now),
-            facts: Set("{}".into()),
-            cohort_id: Set(None),
-            version: Set(0),
-            last_event_hash: Set(crate::audit::GENESIS_HASH.into()),
-            last_event_seq: Set(0),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec(txn)
-        .await?;
-        let project = find(txn, inserted.last_insert_id).await?;
-        let changes = json!({ "region_code": region.code, "workflow": self.workflow_id,
-                              "workflow_version": workflow.version() });
-        apply(
+        insert_project(
             txn,
-            &workflow,
-            &project,
-            &decision,
-            NewEvent::transition("created", &decision, changes),
+            &self.registry,
+            &self.region_code,
+            &self.workflow_id,
+            &self.actor,
+            normalize(self.now),
+            None,
         )
-        .await?;
-        Ok(project.id)
+        .await
     }
+}
+
+/// The transition of a parent project that starts a child project, as the child's first event records it.
+#[derive(Debug, Clone, Copy)]
+struct StartedBy<'a> {
+    parent: &'a projects::Model,
+    decision: &'a Decision,
+}
+
+/// Inserts a project in the initial state of the newest version of `workflow_id`, with its `created` event,
+/// deadlines and mails, then starts the initial state's own child workflow if it names one.
+async fn insert_project(
+    txn: &DatabaseTransaction,
+    registry: &Arc<WorkflowRegistry>,
+    region_code: &str,
+    workflow_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    started_by: Option<StartedBy<'_>>,
+) -> StoreResult<i64> {
+    let region = regions::Entity::find_by_id(region_code.to_owned())
+        .one(txn)
+        .await?
+        .ok_or_else(|| StoreError::UnknownRegion(region_code.to_owned()))?;
+    let workflow = registry.latest(txn, workflow_id).await?;
+    if let Some(existing) = projects::Entity::find()
+        .filter(projects::Column::RegionCode.eq(region.code.as_str()))
+        .filter(projects::Column::WorkflowId.eq(workflow_id))
+        .one(txn)
+        .await?
+    {
+        return Err(StoreError::ProjectExists {
+            region: region.code,
+            workflow: workflow_id.to_owned(),
+            existing: existing.id,
+        });
+    }
+    let decision = workflow.start(actor, now);
+    let inserted = projects::Entity::insert(projects::ActiveModel {
+        id: NotSet,
+        region_code: Set(region.code.clone()),
+        workflow_id: Set(workflow_id.to_owned()),
+        workflow_version: Set(workflow.version() as i32),
+        state: Set(decision.to.clone()),
+        state_entered_at: Set(now),
+        facts: Set("{}".into()),
+        cohort_id: Set(None),
+        version: Set(0),
+        last_event_hash: Set(crate::audit::GENESIS_HASH.into()),
+        last_event_seq: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        parent_project_id: Set(started_by.map(|s| s.parent.id)),
+    })
+    .exec(txn)
+    .await?;
+    let project = find(txn, inserted.last_insert_id).await?;
+    let mut changes = json!({ "region_code": region.code, "workflow": workflow_id,
+                              "workflow_version": workflow.version() });
+    if let Some(started_by) = started_by {
+        // The parent's transition event is the next of its chain, written in this same transaction.
+        changes["started_by"] = json!({
+            "project_id": started_by.parent.id,
+            "workflow": started_by.parent.workflow_id,
+            "transition": started_by.decision.transition,
+            "event_seq": started_by.parent.last_event_seq + 1,
+        });
+    }
+    let child = start_child(txn, registry, &workflow, &project, &decision).await?;
+    if let Some(child) = child {
+        changes["child_project_id"] = json!(child);
+    }
+    apply(
+        txn,
+        &workflow,
+        &project,
+        &decision,
+        NewEvent::transition("created", &decision, changes),
+    )
+    .await?;
+    Ok(project.id)
+}
+
+/// Starts the child workflow of the state `decision` enters, if it names one: a project of the same region
+/// on the child workflow's newest version, linked to `parent`. A child this parent started before (the state
+/// entered again) is kept; a project of that workflow the region runs on its own refuses the transition.
+/// Boxed with its `Send` bound spelt out: a child's initial state may start a child in turn.
+fn start_child<'a>(
+    txn: &'a DatabaseTransaction,
+    registry: &'a Arc<WorkflowRegistry>,
+    workflow: &'a Workflow,
+    parent: &'a projects::Model,
+    decision: &'a Decision,
+) -> Pin<Box<dyn Future<Output = StoreResult<Option<i64>>> + Send + 'a>> {
+    Box::pin(start_child_now(txn, registry, workflow, parent, decision))
+}
+
+async fn start_child_now(
+    txn: &DatabaseTransaction,
+    registry: &Arc<WorkflowRegistry>,
+    workflow: &Workflow,
+    parent: &projects::Model,
+    decision: &Decision,
+) -> StoreResult<Option<i64>> {
+    let Some(child_workflow) = workflow
+        .state(&decision.to)
+        .and_then(|s| s.child.as_deref())
+    else {
+        return Ok(None);
+    };
+    if let Some(existing) = projects::Entity::find()
+        .filter(projects::Column::RegionCode.eq(parent.region_code.as_str()))
+        .filter(projects::Column::WorkflowId.eq(child_workflow))
+        .one(txn)
+        .await?
+    {
+        if existing.parent_project_id == Some(parent.id) {
+            return Ok(Some(existing.id));
+        }
+        return Err(StoreError::ChildExists {
+            state: decision.to.clone(),
+            workflow: child_workflow.to_owned(),
+            existing: existing.id,
+        });
+    }
+    let actor = Actor {
+        id: decision.actor.clone(),
+        roles: Vec::new(),
+    };
+    let started_by = StartedBy { parent, decision };
+    let id = insert_project(
+        txn,
+        registry,
+        &parent.region_code,
+        child_workflow,
+        &actor,
+        decision.at,
+        Some(started_by),
+    )
+    .await?;
+    Ok(Some(id))
+}
+
+/// Whether the child workflow of the project's current state has a child project in a success state.
+pub async fn child_completed(
+    db: &impl ConnectionTrait,
+    registry: &WorkflowRegistry,
+    workflow: &Workflow,
+    project: &projects::Model,
+) -> StoreResult<bool> {
+    let Some(child_workflow) = workflow
+        .state(&project.state)
+        .and_then(|s| s.child.as_deref())
+    else {
+        return Ok(false);
+    };
+    for child in children(db, project.id).await? {
+        if child.workflow_id != child_workflow {
+            continue;
+        }
+        let definition = registry
+            .get(db, &child.workflow_id, child.workflow_version)
+            .await?;
+        if definition
+            .state(&child.state)
+            .is_some_and(|s| s.is_success())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The projects a project's transitions started, oldest first.
+pub async fn children(
+    db: &impl ConnectionTrait,
+    parent_id: i64,
+) -> StoreResult<Vec<projects::Model>> {
+    Ok(projects::Entity::find()
+        .filter(projects::Column::ParentProjectId.eq(parent_id))
+        .order_by_asc(projects::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// What the engine decides on: the snapshot with its child workflow's completion.
+pub async fn instance_of(
+    db: &impl ConnectionTrait,
+    registry: &WorkflowRegistry,
+    workflow: &Workflow,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> StoreResult<Instance> {
+    let completed = child_completed(db, registry, workflow, &snapshot.project).await?;
+    Ok(snapshot.instance(workflow, now, completed))
 }
 
 /// Fires a transition at the version the caller saw.
@@ -355,14 +514,18 @@ impl UnitOfWork for FireTransition {
             .registry
             .get(txn, &project.workflow_id, project.workflow_version)
             .await?;
-        let instance = snapshot.instance(&workflow, now, false);
+        let instance = instance_of(txn, &self.registry, &workflow, &snapshot, now).await?;
         let decision = workflow.fire(&instance, &self.request, &self.actor, now)?;
+        let changes = match start_child(txn, &self.registry, &workflow, project, &decision).await? {
+            Some(child) => json!({ "child_project_id": child }),
+            None => json!({}),
+        };
         apply(
             txn,
             &workflow,
             project,
             &decision,
-            NewEvent::transition("transition", &decision, json!({})),
+            NewEvent::transition("transition", &decision, changes),
         )
         .await
     }
@@ -414,7 +577,7 @@ pub(crate) async fn apply(
             project,
             Some(seq),
             &email.template,
-            &email.to_roles,
+            &workflow.account_roles(&email.to_roles),
             &context,
             at,
         )
@@ -508,8 +671,8 @@ pub(crate) async fn set_deadline(
     crate::reminders::look_at(txn, project_id, key, now).await
 }
 
-/// Accounts an email addressed to workflow roles reaches: the region's council accounts for `council`,
-/// every officer for `officer`. Roles no account holds (e.g. a sponsor acting through a link) reach none.
+/// Accounts an email addressed to account roles (see `Workflow::account_roles`) reaches: the region's council
+/// accounts for `council`, every officer for `officer`.
 pub(crate) async fn recipients(
     txn: &impl ConnectionTrait,
     region_code: &str,

@@ -31,6 +31,9 @@ pub struct Export {
     pub deadlines: Vec<deadlines::Model>,
     pub reminders_sent: Vec<reminders_sent::Model>,
     pub outbox: Vec<outbox::Model>,
+    /// Without the signing key, which is not exported: links issued before a restore no longer open.
+    #[serde(default)]
+    pub links: Vec<links::Model>,
 }
 
 async fn all<E, C>(db: &impl ConnectionTrait, order: C) -> StoreResult<Vec<E::Model>>
@@ -65,6 +68,7 @@ pub async fn export(db: &DatabaseConnection, now: DateTime<Utc>) -> StoreResult<
         reminders_sent: all::<reminders_sent::Entity, _>(&txn, reminders_sent::Column::ProjectId)
             .await?,
         outbox: all::<outbox::Entity, _>(&txn, outbox::Column::Id).await?,
+        links: all::<links::Entity, _>(&txn, links::Column::Id).await?,
     };
     txn.commit().await?;
     Ok(export)
@@ -134,6 +138,7 @@ pub async fn import(db: &DatabaseConnection, data: Export) -> StoreResult<()> {
     .await?;
     insert_all::<reminders_sent::Entity>(&txn, data.reminders_sent).await?;
     insert_all::<outbox::Entity>(&txn, data.outbox).await?;
+    insert_all::<links::Entity>(&txn, data.links).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         // Rows came with their ids: move each sequence past them so new rows do not collide.
         for table in [
@@ -145,6 +150,7 @@ pub async fn import(db: &DatabaseConnection, data: Export) -> StoreResult<()> {
             "document_reviews",
             "deadlines",
             "outbox",
+            "links",
         ] {
             txn.execute(Statement::from_string(
                 DbBackend::Postgres,

@@ -19,7 +19,7 @@ use crate::committer::UnitOfWork;
 use crate::entities::{deadlines, projects};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
-use crate::projects::{bump, snapshot_of};
+use crate::projects::{bump, instance_of, snapshot_of};
 use crate::reminders::{carry_sent, sent_steps};
 use crate::workflows::WorkflowRegistry;
 
@@ -170,7 +170,7 @@ pub async fn plan_project(
             sent: sent_steps(db, d.project_id, &d.key, d.due_at).await?,
         });
     }
-    let instance = snap.instance(&old, now, false);
+    let instance = instance_of(db, registry, &old, &snap, now).await?;
     let plan = plan_migration(&old, &new, &instance, &live, &request.map, now)?;
     Ok(ProjectMigration {
         project_id: snap.project.id,

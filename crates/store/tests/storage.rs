@@ -123,9 +123,18 @@ async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
         "a terminal state clears every deadline: {:?}",
         snap.deadlines
     );
+    // `networking` started the region's InterCERT-FR application, a project with a chain of its own.
+    let children = projects::children(store.db(), id).await.unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].workflow_id, "intercert-membership");
+    assert_eq!(children[0].state, "drafting");
     let report = audit::verify(store.db()).await.unwrap();
     assert_eq!(report.broken, None);
-    assert_eq!(report.events as i64, snap.project.last_event_seq);
+    assert_eq!(report.projects, 2);
+    assert_eq!(
+        report.events as i64,
+        snap.project.last_event_seq + children[0].last_event_seq
+    );
 }
 
 async fn a_refused_transition_writes_nothing(db: &TestDb) {

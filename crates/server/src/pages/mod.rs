@@ -8,6 +8,7 @@ pub mod assets;
 pub mod cohorts;
 pub mod dashboard;
 pub mod exports;
+pub mod links;
 mod map;
 pub mod programme;
 pub mod region;
@@ -444,6 +445,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ));
     let uploads = Router::new()
         .route("/regions/{code}/documents", post(region::upload))
+        .route("/links/{token}", get(links::show).post(links::submit))
         .layer(DefaultBodyLimit::max(
             config.max_upload_bytes.saturating_add(MULTIPART_SLACK),
         ))

@@ -131,7 +131,9 @@ async fn project_status(
         .get(db, &project.workflow_id, project.workflow_version)
         .await?;
     let snapshot = projects::snapshot_of(db, project).await?;
-    let forecast = workflow.forecast(&snapshot.instance(&workflow, now, false), now);
+    let instance =
+        projects::instance_of(db, state.store().workflows(), &workflow, &snapshot, now).await?;
+    let forecast = workflow.forecast(&instance, now);
     Ok(ProjectStatus {
         snapshot,
         workflow,

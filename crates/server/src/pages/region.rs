@@ -14,7 +14,7 @@ use incubator_store::cohorts::{self as cohorts_repo, AssignCohort};
 use incubator_store::documents::{self as documents_repo, ReviewDecision, ReviewDocument};
 use incubator_store::entities::workflow_versions;
 use incubator_store::fields::PatchFields;
-use incubator_store::projects::{CreateProject, FireTransition, status_name};
+use incubator_store::projects::{self, CreateProject, FireTransition, status_name};
 use incubator_store::{events, users as users_repo};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,16 @@ struct ProjectPage {
     deadlines: Vec<DeadlineRow>,
     history: Vec<HistoryRow>,
     feed_url: String,
+    /// The child workflows the project's stages started (InterCERT-FR's application), and where they are.
+    children: Vec<ChildRow>,
+}
+
+#[derive(Serialize)]
+struct ChildRow {
+    workflow_label: String,
+    stage: String,
+    /// Links issued on the child not used yet, for the sponsors' answers still awaited.
+    open_links: usize,
 }
 
 #[derive(Serialize)]
@@ -166,13 +176,15 @@ struct HistoryRow {
     comment: Option<String>,
 }
 
-const EVENT_KINDS: [&str; 6] = [
+const EVENT_KINDS: [&str; 8] = [
     "created",
     "transition",
     "fields_changed",
     "document_uploaded",
     "document_reviewed",
     "cohort_assigned",
+    "link_issued",
+    "link_revoked",
 ];
 
 pub async fn show(
@@ -244,7 +256,10 @@ async fn project_page(
     let current = workflow.state(project.state());
 
     let transitions = workflow
-        .evaluate(&snapshot.instance(workflow, now, false), &caller.actor())
+        .evaluate(
+            &projects::instance_of(db, state.store().workflows(), workflow, snapshot, now).await?,
+            &caller.actor(),
+        )
         .into_iter()
         .filter(|t| t.role_allowed)
         .map(|t| {
@@ -456,6 +471,26 @@ async fn project_page(
         base_url(state, headers),
         feed_path(&user, &region.code)
     );
+    let mut children = Vec::new();
+    for child in projects::children(db, snapshot.project.id).await? {
+        let definition = state
+            .store()
+            .workflows()
+            .get(db, &child.workflow_id, child.workflow_version)
+            .await?;
+        let open_links = incubator_store::links::list(db, child.id)
+            .await?
+            .iter()
+            .filter(|l| l.used_at.is_none() && l.revoked_at.is_none() && l.expires_at > now)
+            .count();
+        children.push(ChildRow {
+            workflow_label: lang.pick(definition.labels()),
+            stage: definition
+                .state(&child.state)
+                .map_or_else(|| child.state.clone(), |s| lang.pick(&s.labels)),
+            open_links,
+        });
+    }
     let may_edit = matches!(caller.role, Role::Officer | Role::Council);
     Ok(ProjectPage {
         id: snapshot.project.id,
@@ -511,6 +546,7 @@ async fn project_page(
         deadlines: deadlines(region, lang, now),
         history,
         feed_url,
+        children,
     })
 }
 

@@ -255,8 +255,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Submitted<T> {
 pub struct SubmittedUpload {
     pub viewer: Viewer,
     pub fields: BTreeMap<String, String>,
-    /// The `file` part: the name the browser gave and the bytes.
-    pub file: Option<(Option<String>, Vec<u8>)>,
+    pub file: Option<FilePart>,
 }
 
 impl FromRequest<AppState> for SubmittedUpload {
@@ -272,30 +271,7 @@ impl FromRequest<AppState> for SubmittedUpload {
         let mut multipart = Multipart::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(ApiError::from)?;
-        let limit = state.config().max_upload_bytes;
-        let mut fields = BTreeMap::new();
-        let mut file = None;
-        while let Some(mut field) = multipart.next_field().await.map_err(ApiError::from)? {
-            let name = field.name().unwrap_or_default().to_owned();
-            if name == "file" {
-                let claimed_name = field.file_name().map(str::to_owned);
-                let mut bytes = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(ApiError::from)? {
-                    if bytes.len() + chunk.len() > limit {
-                        state.metrics().upload_refused("too_large");
-                        return Err(ApiError::too_large(limit).into());
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                // A file input left empty still sends a part, with no name and no bytes.
-                if !bytes.is_empty() || claimed_name.as_deref().is_some_and(|n| !n.is_empty()) {
-                    file = Some((claimed_name, bytes));
-                }
-            } else {
-                let text = field.text().await.map_err(ApiError::from)?;
-                fields.insert(name, text);
-            }
-        }
+        let (fields, file) = read_form(state, &mut multipart).await?;
         let token = fields.get("csrf_token");
         if !token.is_some_and(|t| same_secret(t, &viewer.csrf_token)) {
             tracing::warn!(
@@ -310,6 +286,41 @@ impl FromRequest<AppState> for SubmittedUpload {
             file,
         })
     }
+}
+
+/// The file part of a form: the name the browser gave and the bytes.
+pub type FilePart = (Option<String>, Vec<u8>);
+
+/// Reads a `multipart/form-data` body whole: its text fields by name and its `file` part, refusing a file
+/// over the upload limit as soon as it grows past it.
+pub(crate) async fn read_form(
+    state: &AppState,
+    multipart: &mut Multipart,
+) -> Result<(BTreeMap<String, String>, Option<FilePart>), ApiError> {
+    let limit = state.config().max_upload_bytes;
+    let mut fields = BTreeMap::new();
+    let mut file = None;
+    while let Some(mut field) = multipart.next_field().await? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let claimed_name = field.file_name().map(str::to_owned);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await? {
+                if bytes.len() + chunk.len() > limit {
+                    state.metrics().upload_refused("too_large");
+                    return Err(ApiError::too_large(limit));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            // A file input left empty still sends a part, with no name and no bytes.
+            if !bytes.is_empty() || claimed_name.as_deref().is_some_and(|n| !n.is_empty()) {
+                file = Some((claimed_name, bytes));
+            }
+        } else {
+            fields.insert(name, field.text().await?);
+        }
+    }
+    Ok((fields, file))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ const PAGES: &[(&str, &str)] = &[
         "error",
         include_str!("../../../../templates/pages/error.hbs"),
     ),
+    ("link", include_str!("../../../../templates/pages/link.hbs")),
     (
         "dashboard",
         include_str!("../../../../templates/pages/dashboard.hbs"),

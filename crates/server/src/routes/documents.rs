@@ -194,6 +194,17 @@ pub(crate) async fn store_evidence(
     project: &projects::Model,
     evidence: Evidence,
 ) -> Result<document_rows::Model, ApiError> {
+    let upload = checked_evidence(state, project, evidence, caller.actor_id()).await?;
+    Ok(state.store().write(upload).await?)
+}
+
+/// The checks of [`store_evidence`] and the durable bytes, as the unit that records the document.
+pub(crate) async fn checked_evidence(
+    state: &AppState,
+    project: &projects::Model,
+    evidence: Evidence,
+    actor: String,
+) -> Result<RecordDocument, ApiError> {
     let Evidence {
         requirement,
         claimed_name,
@@ -276,22 +287,18 @@ pub(crate) async fn store_evidence(
         .put(bytes)
         .await
         .map_err(ApiError::internal)?;
-    let document = state
-        .store()
-        .write(RecordDocument {
-            registry: state.store().workflows().clone(),
-            project_id: id,
-            requirement,
-            filename,
-            media_type: kind.media_type().to_owned(),
-            size,
-            sha256,
-            expires_on,
-            actor: caller.actor_id(),
-            now: state.programme_now(),
-        })
-        .await?;
-    Ok(document)
+    Ok(RecordDocument {
+        registry: state.store().workflows().clone(),
+        project_id: id,
+        requirement,
+        filename,
+        media_type: kind.media_type().to_owned(),
+        size,
+        sha256,
+        expires_on,
+        actor,
+        now: state.programme_now(),
+    })
 }
 
 /// The project's documents, oldest first.

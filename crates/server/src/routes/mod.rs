@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cohorts;
 pub mod documents;
+pub mod links;
 pub mod ops;
 pub mod outbox;
 pub mod projects;
@@ -33,6 +34,8 @@ pub fn json_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(projects::fire_transition))
         .routes(routes!(projects::list_events))
         .routes(routes!(projects::assign_cohort))
+        .routes(routes!(links::issue_link))
+        .routes(routes!(links::revoke_link))
         .routes(routes!(documents::list_documents))
         .routes(routes!(documents::document_content))
         .routes(routes!(documents::review_document))

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::links::LinkView;
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::{Caller, Role, visible_project};
 use crate::app::AppState;
@@ -49,6 +50,30 @@ pub struct ProjectView {
     pub deadlines: Vec<DeadlineView>,
     /// The transitions leaving the current state.
     pub transitions: Vec<TransitionOption>,
+    /// The project whose transition started this one as its child workflow.
+    pub parent: Option<ProjectRef>,
+    /// The child workflows this project's states started, oldest first.
+    pub children: Vec<ProjectRef>,
+    /// Signed links issued for this project, newest first (never their tokens).
+    pub links: Vec<LinkView>,
+}
+
+/// Another project, named by its id, workflow and state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectRef {
+    pub id: i64,
+    pub workflow: String,
+    pub state: String,
+}
+
+impl From<&incubator_store::entities::projects::Model> for ProjectRef {
+    fn from(project: &incubator_store::entities::projects::Model) -> Self {
+        Self {
+            id: project.id,
+            workflow: project.workflow_id.clone(),
+            state: project.state.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,7 +144,14 @@ pub async fn view_of(
         )
         .await?;
     let now = state.programme_now();
-    let instance = snapshot.instance(&workflow, now, false);
+    let instance = projects::instance_of(
+        state.store().db(),
+        state.store().workflows(),
+        &workflow,
+        &snapshot,
+        now,
+    )
+    .await?;
     let requirements = workflow
         .requirements()
         .iter()
@@ -173,6 +205,21 @@ pub async fn view_of(
             ))
         })
         .collect::<Result<_, ApiError>>()?;
+    let db = state.store().db();
+    let parent = match project.parent_project_id {
+        Some(parent_id) => Some(ProjectRef::from(&projects::find(db, parent_id).await?)),
+        None => None,
+    };
+    let children = projects::children(db, project.id)
+        .await?
+        .iter()
+        .map(ProjectRef::from)
+        .collect();
+    let links = incubator_store::links::list(db, project.id)
+        .await?
+        .into_iter()
+        .map(|l| LinkView::of(l, now))
+        .collect();
     Ok(ProjectView {
         id: project.id,
         region_code: project.region_code.clone(),
@@ -186,6 +233,9 @@ pub async fn view_of(
         requirements,
         deadlines,
         transitions,
+        parent,
+        children,
+        links,
     })
 }
 

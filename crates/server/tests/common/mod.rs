@@ -325,6 +325,17 @@ impl TestApp {
     }
 }
 
+/// The JSON body of a response that must have succeeded.
+pub async fn expect_ok(response: Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        status.is_success(),
+        "expected success, got {status}: {body}"
+    );
+    body
+}
+
 /// Reads a problem document, checking its media type and the RFC 9457 members.
 pub async fn problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "status of {}", response.url());

@@ -18,6 +18,10 @@ pub struct Model {
     pub last_event_seq: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The project whose transition started this one as its child workflow; exports made before child
+    /// projects existed have none.
+    #[serde(default)]
+    pub parent_project_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -83,12 +83,21 @@ pub fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         .expect("valid date")
 }
 
+/// The InterCERT-FR membership application, which the ANSSI workflow's `networking` stage starts.
+pub const INTERCERT_WORKFLOW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../workflows/intercert-membership.yaml"
+);
+
+/// Deploys the ANSSI workflow and the child workflow it starts.
 pub async fn deploy_anssi(store: &Store) {
-    let source = std::fs::read_to_string(ANSSI_WORKFLOW).expect("read workflow");
-    store
-        .deploy_workflow(&source, ANSSI_WORKFLOW, at(2021, 3, 1))
-        .await
-        .expect("deploy");
+    for file in [ANSSI_WORKFLOW, INTERCERT_WORKFLOW] {
+        let source = std::fs::read_to_string(file).expect("read workflow");
+        store
+            .deploy_workflow(&source, file, at(2021, 3, 1))
+            .await
+            .expect("deploy");
+    }
 }
 
 pub fn workspace_file(rel: &str) -> PathBuf {
