@@ -100,15 +100,25 @@ impl CalendarDuration {
 
 /// Interprets a wall-clock time of `tz` deterministically: an ambiguous time (autumn) is the earlier instant;
 /// a time skipped by a spring-forward gap is read with the offset in force before the gap, i.e. pushed
-/// forward by the gap's length (02:30 becomes 03:30 in Paris).
+/// forward by the gap's length (02:30 becomes 03:30 in Paris). At the ends of representable time (a date
+/// typed as year 262142), where no offset applies, saturates rather than panicking.
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
         LocalResult::None => {
-            let before = local - TimeDelta::hours(24);
+            let before = local
+                .checked_sub_signed(TimeDelta::hours(24))
+                .unwrap_or(local);
             let offset = tz.offset_from_utc_datetime(&before);
             let seconds = chrono::Offset::fix(&offset).local_minus_utc();
-            Utc.from_utc_datetime(&(local - TimeDelta::seconds(i64::from(seconds))))
+            let utc = local
+                .checked_sub_signed(TimeDelta::seconds(i64::from(seconds)))
+                .unwrap_or(if seconds > 0 {
+                    NaiveDateTime::MIN
+                } else {
+                    NaiveDateTime::MAX
+                });
+            Utc.from_utc_datetime(&utc)
         }
     }
 }

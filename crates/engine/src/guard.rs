@@ -113,6 +113,7 @@ impl Guard {
                     out.push(field_missing(field));
                     return;
                 };
+                let value = &typed(field, value);
                 for (op, constant) in tests {
                     if !op.holds(value.cmp(constant)) {
                         let (fr_op, en_op) = op.words();
@@ -237,6 +238,17 @@ enum Lang {
 }
 
 /// A value as a sentence shows it: choices by their label, booleans as words.
+/// A stored value as its field's type: facts are stored untyped, so a text written like a date reads back as
+/// a date, and must be compared as the text it is.
+fn typed(field: &Field, value: &FieldValue) -> FieldValue {
+    match value {
+        FieldValue::Date(date) if matches!(field.kind, FieldType::Text | FieldType::Choice) => {
+            FieldValue::Text(date.to_string())
+        }
+        other => other.clone(),
+    }
+}
+
 fn shown(field: &Field, value: &FieldValue, lang: Lang) -> String {
     match (value, lang) {
         (FieldValue::Text(key), _) if field.kind == FieldType::Choice => {

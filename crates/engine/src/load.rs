@@ -16,7 +16,7 @@ use crate::definition::{
 use crate::duration::{CalendarDuration, start_of_local_day};
 use crate::error::{LoadError, LoadErrors};
 use crate::guard::{CompareOp, Guard};
-use crate::locate::{Document, Location, Locations, join};
+use crate::locate::{Document, Location, Locations, first_unprintable, join};
 use crate::model::{
     FieldType, Labels, RawAnchor, RawCompare, RawDeadline, RawEmail, RawField, RawFrom, RawGoal,
     RawGuard, RawReminderPlan, RawRequirementSet, RawState, RawTransition, RawWorkflow, StateKind,
@@ -34,11 +34,16 @@ impl Workflow {
     /// Parses and checks a definition. `file` only names the source in error messages.
     pub fn from_yaml(source: &str, file: &str) -> Result<Workflow, LoadErrors> {
         let single = |at: Location, message: String, hint: Option<String>| {
-            LoadErrors::new(vec![LoadError::new(file, at, message, hint)])
+            LoadErrors::new(vec![LoadError::new(file, at.within(source), message, hint)])
         };
         let syntax = |(at, message): (Location, String)| {
             single(at, format!("invalid YAML: {message}"), None)
         };
+        if let Some((at, c)) = first_unprintable(source) {
+            let message = format!("invalid YAML: control character U+{:04X}", u32::from(c));
+            let hint = "remove it, or write it as an escape (`\\u0001`) in a double-quoted string";
+            return Err(single(at, message, Some(hint.into())));
+        }
         let document = Document::read(source).map_err(syntax)?;
         if document.has_duplicates {
             let (_, duplicates) = Locations::scan(source).map_err(syntax)?;
@@ -109,7 +114,7 @@ fn resolve(file: &str, source: &str, errors: &[PathError]) -> Vec<LoadError> {
             } else {
                 locations.value(&e.path)
             };
-            LoadError::new(file, at, e.message.clone(), e.hint.clone())
+            LoadError::new(file, at.within(source), e.message.clone(), e.hint.clone())
         })
         .collect()
 }

@@ -21,6 +21,22 @@ pub struct Location {
 impl Location {
     pub(crate) const START: Location = Location { line: 1, column: 1 };
 
+    /// The nearest position inside `source`. Parsers place an error about the end of the text one line past
+    /// the last one when the text does not end with a line break, where no editor can jump.
+    pub(crate) fn within(self, source: &str) -> Location {
+        // YAML's line breaks: `\r\n`, `\n` and a lone `\r`.
+        let normalized = source.replace("\r\n", "\n").replace('\r', "\n");
+        let lines: Vec<&str> = normalized.split('\n').collect();
+        let line = self.line.clamp(1, lines.len());
+        let width = lines[line - 1].chars().count();
+        let column = if line < self.line {
+            width + 1
+        } else {
+            self.column.clamp(1, width + 1)
+        };
+        Location { line, column }
+    }
+
     fn from_marker(marker: Marker) -> Location {
         // yaml-rust2 counts lines from 1 and columns from 0.
         Location {
@@ -109,6 +125,25 @@ impl Locations {
             path = &path[..path.rfind('.')?];
         }
     }
+}
+
+/// The first character YAML does not allow in a stream (C0 and C1 controls other than tab and line breaks,
+/// surrogates, U+FFFE and U+FFFF), and where it is. yaml-rust2 lets them through into labels that end up in
+/// pages and emails; serde_yaml refuses them, so a definition is refused the same whichever parser reads it.
+pub(crate) fn first_unprintable(source: &str) -> Option<(Location, char)> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}')
+            || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    };
+    let (index, c) = source.char_indices().find(|&(_, c)| !printable(c))?;
+    let before = &source[..index];
+    let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    let at = Location {
+        line: 1 + before.matches('\n').count() + before.matches('\r').count()
+            - before.matches("\r\n").count(),
+        column: 1 + before[line_start..].chars().count(),
+    };
+    Some((at, c))
 }
 
 /// Joins a key path: the root is the empty path.

@@ -8,10 +8,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-/// A typed fact of a project. Serialised untagged so that JSON and YAML read naturally.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A typed fact of a project. Serialised untagged so that JSON and YAML read naturally, hence read back
+/// without its field's type: a text is read as a date only when written exactly as that date is (so that
+/// every value reads back as it was written), and a text field may still hold such a date-like text (the
+/// guards type values by their field).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(untagged)]
 pub enum FieldValue {
     Boolean(bool),
@@ -19,6 +22,28 @@ pub enum FieldValue {
     /// Dates are written `YYYY-MM-DD`; a field of type `date` only ever holds this variant.
     Date(NaiveDate),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FieldValue, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Boolean(bool),
+            Integer(i64),
+            Text(String),
+        }
+        Ok(match Written::deserialize(deserializer)? {
+            Written::Boolean(b) => FieldValue::Boolean(b),
+            Written::Integer(i) => FieldValue::Integer(i),
+            // chrono also reads `2024-6-30` or `+2024-06-30`: a text that is not how the date is written back
+            // stays a text.
+            Written::Text(text) => match text.parse::<NaiveDate>() {
+                Ok(date) if date.to_string() == text => FieldValue::Date(date),
+                _ => FieldValue::Text(text),
+            },
+        })
+    }
 }
 
 pub type Facts = BTreeMap<String, FieldValue>;
