@@ -2258,31 +2258,21 @@ async fn corrections_and_expiring_evidence(db: TestDb) {
     }
     let past = json!({"decision": "correction_requested", "comment": comment, "kind": "outdated",
                       "due_on": day_in(-3)});
-    let refused = problem(
-        app.post(&cast.officer, &review_path, &past).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert!(
-        refused["detail"]
-            .as_str()
-            .unwrap()
-            .contains("is not in the future"),
-        "{refused}"
-    );
     let silent = json!({"decision": "correction_requested", "kind": "incorrect", "due_on": future});
-    let refused = problem(
-        app.post(&cast.officer, &review_path, &silent).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert!(
-        refused["detail"]
-            .as_str()
-            .unwrap()
-            .contains("needs a comment"),
-        "{refused}"
-    );
+    for (body, why) in [
+        (&past, "is not in the future"),
+        (&silent, "needs a comment"),
+    ] {
+        let refused = problem(
+            app.post(&cast.officer, &review_path, body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains(why),
+            "{refused}"
+        );
+    }
     for expires_on in ["demain", "2020-01-31"] {
         let form = reqwest::multipart::Form::new()
             .text("requirement", "council_backed")

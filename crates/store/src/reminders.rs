@@ -155,13 +155,14 @@ pub async fn record_sent(
              ON CONFLICT DO NOTHING RETURNING project_id, deadline_key, due_at, step"
         }
     };
-    let mut sorted: Vec<ReminderKey> = keys
+    let normalized: Vec<ReminderKey> = keys
         .iter()
         .map(|k| ReminderKey {
             due_at: normalize(k.due_at),
             ..k.clone()
         })
         .collect();
+    let mut sorted = normalized.clone();
     sorted.sort();
     let encoded = Json::Array(
         sorted
@@ -182,15 +183,7 @@ pub async fn record_sent(
             .await?
             .into_iter()
             .collect();
-    Ok(keys
-        .iter()
-        .map(|k| {
-            recorded.contains(&ReminderKey {
-                due_at: normalize(k.due_at),
-                ..k.clone()
-            })
-        })
-        .collect())
+    Ok(normalized.iter().map(|k| recorded.contains(k)).collect())
 }
 
 /// Which of the keys are recorded already (for a dry run, which writes nothing).
