@@ -18,8 +18,9 @@ use crate::error::{LoadError, LoadErrors};
 use crate::guard::{CompareOp, Guard};
 use crate::locate::{Document, Location, Locations, first_unprintable, join};
 use crate::model::{
-    FieldType, Labels, RawAnchor, RawCompare, RawDeadline, RawEmail, RawField, RawFrom, RawGoal,
-    RawGuard, RawReminderPlan, RawRequirementSet, RawState, RawTransition, RawWorkflow, StateKind,
+    ClockOnResume, FieldType, Labels, RawAnchor, RawCompare, RawDeadline, RawEmail, RawField,
+    RawFrom, RawGoal, RawGuard, RawReminderPlan, RawRequirementSet, RawState, RawTransition,
+    RawWorkflow, StateKind,
 };
 use crate::runtime::{EmailIntent, FieldValue};
 
@@ -1105,6 +1106,16 @@ impl Checker {
                         &join(path, "from"),
                         "`from` applies to `after`, not to `on`",
                         None,
+                    );
+                }
+                if d.on_resume == ClockOnResume::Restart {
+                    // Silently continuing would move the date by the pause, which is not what was written.
+                    self.fail_value(
+                        &join(path, "on_resume"),
+                        "a deadline on a fixed date has no period to restart",
+                        Some(
+                            "use `on_resume: continue`, or give the deadline as `after` a duration",
+                        ),
                     );
                 }
                 DeadlineRule::On(self.date(&join(path, "on"), on)?)

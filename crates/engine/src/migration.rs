@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::correction::correction_requirement;
-use crate::definition::{DeadlineRule, ReminderPlan, Workflow};
+use crate::definition::{Anchor, DeadlineRule, ReminderPlan, State, Workflow};
+use crate::exec::milestone_key;
 use crate::model::ClockOnResume;
 use crate::reminder::ReminderStep;
 use crate::runtime::{DeadlineSet, Instance};
@@ -336,16 +337,44 @@ impl ReminderPlan {
 }
 
 impl Workflow {
-    /// What a paused deadline does when resumed: the state's `on_resume`; goals and milestones continue.
+    /// The state whose clock deadline `key` runs on: the state itself, or a milestone's state.
+    fn clock_state(&self, key: &str) -> Option<&State> {
+        self.state(key)
+            .or_else(|| key.split_once('.').and_then(|(state, _)| self.state(state)))
+    }
+
+    /// What a paused deadline does when resumed: its state's `on_resume` (a milestone follows its state);
+    /// goals and corrections continue.
     pub fn on_resume(&self, deadline_key: &str) -> ClockOnResume {
-        self.state(deadline_key)
+        self.clock_state(deadline_key)
             .and_then(|s| s.deadline.as_ref())
             .map_or(ClockOnResume::Continue, |d| d.on_resume)
     }
 
+    /// The milestones that pause and resume with state deadline `key`: those counted from the project's
+    /// own anchor. A cohort's milestones are the cohort's calendar, shared by all its projects: one
+    /// project's pause does not move the cohort's mid-term review.
+    pub fn milestones_on_clock(&self, key: &str) -> Vec<String> {
+        let Some(state) = self.state(key) else {
+            return Vec::new();
+        };
+        let own_anchor = state.deadline.as_ref().is_some_and(
+            |d| matches!(&d.rule, DeadlineRule::After { from, .. } if *from != Anchor::CohortStart),
+        );
+        if !own_anchor {
+            return Vec::new();
+        }
+        state
+            .milestones
+            .iter()
+            .map(|m| milestone_key(&state.id, &m.id))
+            .collect()
+    }
+
     /// The due time of deadline `key`, due at `due_at` and paused at `paused_at`, once resumed at
     /// `resumed_at`. `continue` moves it by the length of the pause; `restart` counts the state's whole
-    /// period again from the resumption (a deadline on a fixed date has no period: it continues).
+    /// period again from the resumption, and a milestone's offset from it (the loader refuses `restart` on
+    /// a fixed date, which has no period).
     pub fn resumed_due(
         &self,
         key: &str,
@@ -354,11 +383,16 @@ impl Workflow {
         resumed_at: DateTime<Utc>,
     ) -> DateTime<Utc> {
         let period = self
-            .state(key)
-            .and_then(|s| s.deadline.as_ref())
-            .filter(|d| d.on_resume == ClockOnResume::Restart)
-            .and_then(|d| match &d.rule {
-                DeadlineRule::After { duration, .. } => Some(*duration),
+            .clock_state(key)
+            .and_then(|s| Some(s).zip(s.deadline.as_ref()))
+            .filter(|(_, d)| d.on_resume == ClockOnResume::Restart)
+            .and_then(|(s, d)| match &d.rule {
+                DeadlineRule::After { duration, .. } if s.id == key => Some(*duration),
+                DeadlineRule::After { .. } => s
+                    .milestones
+                    .iter()
+                    .find(|m| milestone_key(&s.id, &m.id) == key)
+                    .map(|m| m.after),
                 DeadlineRule::On(_) => None,
             });
         match period {

@@ -411,6 +411,7 @@ async fn the_stage_clock_waits_for_every_correction_holding_it(db: &TestDb) {
     let statutes = upload(&p, other, "legal_status", utc(2021, 5, 3, 8, 0)).await;
     p.store
         .write(PauseDeadline {
+            registry: p.store.workflows().clone(),
             project_id: other,
             key: "invited".into(),
             reason: "en attente du courrier signé".into(),

@@ -62,6 +62,7 @@ async fn reminders_follow_a_paused_deadline_under_continue_and_restart(db: &Test
             for id in [continuing, restarted] {
                 p.store
                     .write(PauseDeadline {
+                        registry: p.store.workflows().clone(),
                         project_id: id,
                         key: "invited".into(),
                         reason: "waiting for the region's correction".into(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use incubator_engine::model::ClockOnResume;
-use incubator_engine::{RebasedReminders, Workflow, rebase_reminders};
+use incubator_engine::{RebasedReminders, Workflow, is_milestone_key, rebase_reminders};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde::Serialize;
@@ -25,6 +25,7 @@ use crate::workflows::WorkflowRegistry;
 /// Pauses a live deadline of a project.
 #[derive(Debug)]
 pub struct PauseDeadline {
+    pub registry: Arc<WorkflowRegistry>,
     pub project_id: i64,
     pub key: String,
     pub reason: String,
@@ -57,6 +58,16 @@ pub struct ClockChange {
     pub old_due: DateTime<Utc>,
     pub new_due: DateTime<Utc>,
     pub reminders: RebasedReminders,
+    /// The stage's milestones that paused or resumed with it.
+    pub milestones: Vec<MovedMilestone>,
+}
+
+/// A milestone carried along by its stage's clock: on a pause `old_due == new_due`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MovedMilestone {
+    pub key: String,
+    pub old_due: DateTime<Utc>,
+    pub new_due: DateTime<Utc>,
 }
 
 fn reason_of(reason: &str, what: &str) -> StoreResult<String> {
@@ -105,7 +116,20 @@ impl UnitOfWork for PauseDeadline {
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<ClockChange> {
         let reason = reason_of(&self.reason, "pause")?;
         let project = find(txn, self.project_id).await?;
-        pause(txn, &project, &self.key, reason, &self.actor, self.now).await
+        let workflow = self
+            .registry
+            .get(txn, &project.workflow_id, project.workflow_version)
+            .await?;
+        pause(
+            txn,
+            &workflow,
+            &project,
+            &self.key,
+            reason,
+            &self.actor,
+            self.now,
+        )
+        .await
     }
 }
 
@@ -141,6 +165,7 @@ impl UnitOfWork for ResumeDeadline {
 /// clock through here too).
 pub(crate) async fn pause(
     txn: &DatabaseTransaction,
+    workflow: &Workflow,
     project: &projects::Model,
     key: &str,
     reason: String,
@@ -148,6 +173,11 @@ pub(crate) async fn pause(
     now: DateTime<Utc>,
 ) -> StoreResult<ClockChange> {
     let now = normalize(now);
+    if let Some((stage, _)) = key.split_once('.').filter(|_| is_milestone_key(key)) {
+        return Err(StoreError::Invalid(format!(
+            "milestone `{key}` runs on the clock of stage `{stage}`: pause the stage's deadline `{stage}`"
+        )));
+    }
     let deadline = live_deadline(txn, project, key).await?;
     if let Some(since) = deadline.paused_at {
         return Err(StoreError::Invalid(format!(
@@ -155,13 +185,28 @@ pub(crate) async fn pause(
             project.id
         )));
     }
-    let changes = json!({ "key": key, "due_at": deadline.due_at });
+    // Milestones already passed stay where they fell: only those still ahead wait with the stage.
+    let milestones: Vec<MovedMilestone> = clock_milestones(txn, workflow, project.id, key)
+        .await?
+        .into_iter()
+        .filter(|m| m.due_at > now && m.paused_at.is_none())
+        .map(|m| MovedMilestone {
+            key: m.key,
+            old_due: m.due_at,
+            new_due: m.due_at,
+        })
+        .collect();
+    let changes = json!({ "key": key, "due_at": deadline.due_at, "milestones": milestones });
     let event = NewEvent::other("deadline.paused", actor, Some(reason), changes);
     let (seq, hash) = append(txn, project, event, now).await?;
     let version = bump(txn, project, seq, &hash, |u| u).await?;
+    let paused_keys =
+        std::iter::once(key.to_owned()).chain(milestones.iter().map(|m| m.key.clone()));
     deadlines::Entity::update_many()
         .col_expr(deadlines::Column::PausedAt, Expr::value(Some(now)))
-        .filter(deadlines::Column::Id.eq(deadline.id))
+        .filter(deadlines::Column::ProjectId.eq(project.id))
+        .filter(deadlines::Column::ClearedAt.is_null())
+        .filter(deadlines::Column::Key.is_in(paused_keys))
         .exec(txn)
         .await?;
     Ok(ClockChange {
@@ -174,7 +219,27 @@ pub(crate) async fn pause(
         old_due: deadline.due_at,
         new_due: deadline.due_at,
         reminders: RebasedReminders::default(),
+        milestones,
     })
+}
+
+/// The live deadlines of the milestones that run on state deadline `key`'s clock.
+async fn clock_milestones(
+    txn: &DatabaseTransaction,
+    workflow: &Workflow,
+    project_id: i64,
+    key: &str,
+) -> StoreResult<Vec<deadlines::Model>> {
+    let keys = workflow.milestones_on_clock(key);
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(deadlines::Entity::find()
+        .filter(deadlines::Column::ProjectId.eq(project_id))
+        .filter(deadlines::Column::ClearedAt.is_null())
+        .filter(deadlines::Column::Key.is_in(keys))
+        .all(txn)
+        .await?)
 }
 
 /// Resumes the paused deadline `key` of `project` as `workflow` says (continue or restart), with its
@@ -211,7 +276,7 @@ pub(crate) async fn resume(
         &sent,
         now,
     );
-    let changes = json!({
+    let mut changes = json!({
         "key": key,
         "paused_at": paused_at,
         "on_resume": on_resume,
@@ -219,6 +284,19 @@ pub(crate) async fn resume(
         "new_due": new_due,
         "reminders": reminders,
     });
+    let mut milestones = Vec::new();
+    for m in clock_milestones(txn, workflow, project.id, key).await? {
+        if m.paused_at != Some(paused_at) {
+            continue;
+        }
+        let new_due = normalize(workflow.resumed_due(&m.key, m.due_at, paused_at, now));
+        milestones.push(MovedMilestone {
+            key: m.key,
+            old_due: m.due_at,
+            new_due,
+        });
+    }
+    changes["milestones"] = json!(milestones);
     let event = NewEvent::other("deadline.resumed", actor, Some(reason), changes);
     let (seq, hash) = append(txn, project, event, now).await?;
     let version = bump(txn, project, seq, &hash, |u| u).await?;
@@ -233,6 +311,19 @@ pub(crate) async fn resume(
         now,
     )
     .await?;
+    for m in &milestones {
+        move_deadline(
+            txn,
+            project.id,
+            &m.key,
+            m.old_due,
+            m.new_due,
+            None,
+            &[],
+            now,
+        )
+        .await?;
+    }
     Ok(ClockChange {
         project_id: project.id,
         key: key.to_owned(),
@@ -243,5 +334,6 @@ pub(crate) async fn resume(
         old_due: deadline.due_at,
         new_due,
         reminders,
+        milestones,
     })
 }

@@ -338,6 +338,7 @@ impl UnitOfWork for ReviewDocument {
             if asked.pause_stage_clock {
                 hold_stage_clock(
                     txn,
+                    &workflow,
                     &project,
                     &document.requirement,
                     asked,
@@ -421,6 +422,7 @@ async fn check_correction(
 /// holds it too, so the clock resumes only once both are answered.
 async fn hold_stage_clock(
     txn: &DatabaseTransaction,
+    workflow: &Workflow,
     project: &projects::Model,
     requirement: &str,
     asked: CorrectionRequest,
@@ -437,7 +439,7 @@ async fn hold_stage_clock(
         asked.kind.as_str(),
         asked.due_on
     );
-    pause(txn, &project, &project.state, reason, actor, now).await?;
+    pause(txn, workflow, &project, &project.state, reason, actor, now).await?;
     Ok(())
 }
 

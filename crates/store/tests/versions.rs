@@ -26,6 +26,7 @@ both_backends!(
     a_dry_run_reports_exactly_what_the_migration_then_does,
     an_unmapped_state_refuses_the_whole_migration_and_changes_nothing,
     a_paused_deadline_moves_by_the_pause_and_the_history_shows_it,
+    milestones_ahead_wait_with_their_stage_clock,
 );
 
 fn v2_source() -> String {
@@ -333,6 +334,7 @@ async fn a_paused_deadline_moves_by_the_pause_and_the_history_shows_it(db: &Test
     let key = "project_identification";
     let due = deadline_of(&store, identification, key).await.due_at;
     let pause = |reason: &str, now| PauseDeadline {
+        registry: store.workflows().clone(),
         project_id: identification,
         key: key.into(),
         reason: reason.into(),
@@ -397,5 +399,120 @@ async fn a_paused_deadline_moves_by_the_pause_and_the_history_shows_it(db: &Test
             ),
         ]
     );
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+}
+
+/// A stage's milestones counted from the project's own anchor pause and resume with the stage's deadline
+/// (continue: moved by the pause; restart: their offset from the resumption); those already passed stay;
+/// a cohort's milestones are its calendar and never follow one project's clock.
+async fn milestones_ahead_wait_with_their_stage_clock(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let anssi = std::fs::read_to_string(common::workspace_file("workflows/csirt-incubation.yaml"))
+        .expect("read workflow");
+    let shipped = store
+        .workflows()
+        .get(store.db(), "csirt-incubation", 2)
+        .await
+        .unwrap();
+    assert!(shipped.milestones_on_clock("incubation").is_empty());
+    let key = "project_identification";
+    let review = "project_identification.eligibility_review";
+    let kick_off = "project_identification.kick_off";
+    for (version, on_resume, region) in [(3, "continue", "11"), (4, "restart", "24")] {
+        let source = anssi
+            .replacen("version: 2", &format!("version: {version}"), 1)
+            .replacen(
+                "      after: P6M\n      labels: {fr: Fin de l'identification, en: End of identification}\n",
+                &format!(
+                    "      after: P6M\n      on_resume: {on_resume}\n      labels: {{fr: Fin de l'identification, \
+                     en: End of identification}}\n    milestones:\n      - id: kick_off\n        after: P0D\n        \
+                     labels: {{fr: Lancement, en: Kick-off}}\n      - id: eligibility_review\n        after: P3M\n        \
+                     labels: {{fr: Revue d'éligibilité, en: Eligibility review}}\n"
+                ),
+                1,
+            );
+        store
+            .deploy_workflow(&source, "milestones.yaml", at(2021, 3, 1))
+            .await
+            .unwrap();
+        let id = create(&store, region).await;
+        fire(&store, id, "express_interest", council(), None)
+            .await
+            .unwrap();
+        fire(&store, id, "open_identification", common::officer(), None)
+            .await
+            .unwrap();
+        let due = |key| {
+            let store = &store;
+            async move { deadline_of(store, id, key).await }
+        };
+        assert_eq!(due(review).await.due_at, at(2021, 7, 1));
+        let pause = |key: &str| PauseDeadline {
+            registry: store.workflows().clone(),
+            project_id: id,
+            key: key.into(),
+            reason: "waiting for the region's correction".into(),
+            actor: "user:1".into(),
+            now: at(2021, 5, 1),
+        };
+        let err = store.write(pause(review)).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("runs on the clock of stage `project_identification`"),
+            "{err}"
+        );
+        let paused = store.write(pause(key)).await.unwrap();
+        let moved: Vec<&str> = paused.milestones.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(
+            moved,
+            [review],
+            "{on_resume}: only the milestone ahead waits"
+        );
+        assert_eq!(due(review).await.paused_at, Some(at(2021, 5, 1)));
+        assert_eq!(due(kick_off).await.paused_at, None);
+
+        let resumed = store
+            .write(ResumeDeadline {
+                registry: store.workflows().clone(),
+                project_id: id,
+                key: key.into(),
+                reason: "correction received".into(),
+                actor: "user:1".into(),
+                now: at(2021, 5, 21),
+            })
+            .await
+            .unwrap();
+        let (stage_due, review_due) = match on_resume {
+            "continue" => (at(2021, 10, 21), at(2021, 7, 21)),
+            // Six months of Paris time from 21 May cross the autumn change: an hour later in UTC.
+            _ => (
+                at(2021, 11, 21) + chrono::TimeDelta::hours(1),
+                at(2021, 8, 21),
+            ),
+        };
+        assert_eq!(resumed.new_due, stage_due, "{on_resume}");
+        assert_eq!(resumed.milestones.len(), 1);
+        assert_eq!(
+            (resumed.milestones[0].old_due, resumed.milestones[0].new_due),
+            (at(2021, 7, 1), review_due),
+            "{on_resume}"
+        );
+        let row = due(review).await;
+        assert_eq!(
+            (row.due_at, row.paused_at),
+            (review_due, None),
+            "{on_resume}"
+        );
+        assert_eq!(due(kick_off).await.due_at, at(2021, 4, 1));
+        let resumed_event = incubator_store::events::list(store.db(), id)
+            .await
+            .unwrap()
+            .into_iter()
+            .rfind(|e| e.kind == "deadline.resumed")
+            .expect("resumed event");
+        let changes: serde_json::Value = serde_json::from_str(&resumed_event.changes).unwrap();
+        assert_eq!(changes["milestones"][0]["key"], review);
+    }
     assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
 }

@@ -168,6 +168,17 @@ pub struct ClockView {
     /// `{carried: [step], pending: [{step, old_send_at, new_send_at}]}`.
     #[schema(value_type = Object)]
     pub reminders: serde_json::Value,
+    /// The stage's milestones that paused or resumed with it (those counted from the project's own
+    /// anchor; a cohort's calendar does not move).
+    pub milestones: Vec<MilestoneMove>,
+}
+
+/// A milestone carried by its stage's clock; on a pause both dates are the same.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MilestoneMove {
+    pub key: String,
+    pub old_due: DateTime<Utc>,
+    pub new_due: DateTime<Utc>,
 }
 
 impl From<ClockChange> for ClockView {
@@ -187,6 +198,15 @@ impl From<ClockChange> for ClockView {
             old_due: c.old_due,
             new_due: c.new_due,
             reminders: serde_json::to_value(&c.reminders).unwrap_or_default(),
+            milestones: c
+                .milestones
+                .into_iter()
+                .map(|m| MilestoneMove {
+                    key: m.key,
+                    old_due: m.old_due,
+                    new_due: m.new_due,
+                })
+                .collect(),
         }
     }
 }
@@ -219,6 +239,7 @@ pub async fn pause_deadline(
     let change = state
         .store()
         .write(PauseDeadline {
+            registry: state.store().workflows().clone(),
             project_id: id,
             key,
             reason: body.reason,
