@@ -339,6 +339,9 @@ async fn every_page_renders_in_both_languages(db: TestDb) {
         assert!(outbox.body.contains(marker));
         rendered.insert("outbox");
         ok_page(&mut admin, "/admin/outbox?status=dead").await;
+        let workflows = ok_page(&mut admin, "/admin/workflows").await;
+        assert!(workflows.body.contains(marker));
+        rendered.insert("workflows");
     }
     let all: BTreeSet<&str> = incubator_server::pages::templates::page_names().collect();
     assert_eq!(
@@ -1207,6 +1210,141 @@ async fn a_correction_and_an_expiry_show_on_the_region_page(db: TestDb) {
     app.stop().await;
 }
 
+/// The report section of a migration page, its heading (dry run or applied) left out.
+fn report_of(page: &Page) -> String {
+    let section = page
+        .body
+        .split("id=\"migration-report\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_else(|| panic!("no migration report in {}", page.body));
+    section
+        .split_once("</h2>")
+        .map(|(_, rest)| {
+            rest.replace(
+                "<p>Rien n&#x27;a été écrit. La migration réelle fera exactement ceci.</p>",
+                "",
+            )
+        })
+        .unwrap()
+}
+
+/// An admin migrates a project to a new version from the page: a dry run reports the state mapping and
+/// every deadline recomputed and writes nothing; a mapping to a state the version lacks is refused with the
+/// reason; the real run then does what the dry run reported, with one audit event. Officers and councils
+/// are refused the page.
+async fn projects_migrate_from_the_workflows_page(db: TestDb) {
+    let app = common::spawn(db).await;
+    let (cast, ours, _) = cast(&app).await;
+    let v3 = std::fs::read_to_string(
+        common::workflows_dir().join("../crates/engine/tests/fixtures/csirt-incubation-v2.yaml"),
+    )
+    .unwrap();
+    app.store
+        .deploy_workflow(&v3, "csirt-incubation-v2.yaml", chrono::Utc::now())
+        .await
+        .unwrap();
+    for email in [OFFICER, COUNCIL] {
+        let mut browser = signed_in(&app, email).await;
+        browser
+            .get("/admin/workflows")
+            .await
+            .assert_html(StatusCode::FORBIDDEN);
+    }
+
+    let mut admin = signed_in(&app, ADMIN).await;
+    let page = ok_page(&mut admin, "/admin/workflows?lang=fr").await;
+    assert!(page.body.contains("Versions des parcours"), "{}", page.body);
+    assert!(page.body.contains(&format!("id=\"project-{ours}\"")));
+    assert!(
+        page.body
+            .contains("<option value=\"3\" selected>v3</option>")
+    );
+    let token = page.csrf();
+    let path = "/admin/workflows/csirt-incubation/migrations";
+    let project = ours.to_string();
+    let events = || async {
+        let events: Value = app
+            .get(&cast.officer, &format!("/api/v1/projects/{ours}/events"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        events.as_array().unwrap().len()
+    };
+    let before = events().await;
+
+    let refused = admin
+        .post(
+            path,
+            &[
+                ("csrf_token", &token),
+                ("to_version", "3"),
+                ("project", &project),
+                ("map", "invited=nowhere"),
+                ("action", "apply"),
+            ],
+        )
+        .await;
+    refused.assert_html(StatusCode::OK);
+    assert!(refused.body.contains("id=\"migration-refused\""));
+    assert!(
+        refused.body.contains("invited&#x3D;nowhere"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("id=\"migration-report\""));
+    assert_eq!(events().await, before, "a refusal writes nothing");
+
+    let form = [
+        ("csrf_token", token.as_str()),
+        ("to_version", "3"),
+        ("project", project.as_str()),
+        ("action", "dry_run"),
+    ];
+    let dry = admin.post(path, &form).await;
+    dry.assert_html(StatusCode::OK);
+    assert!(
+        dry.body.contains(">Simulation — csirt-incubation v3<"),
+        "{}",
+        dry.body
+    );
+    assert!(dry.body.contains("Centre-Val de Loire"));
+    assert!(dry.body.contains("<code>invited</code>"), "{}", dry.body);
+    // The form keeps what was asked, for the real run.
+    assert!(dry.body.contains(&format!("value=\"{ours}\" checked")));
+    assert_eq!(events().await, before, "a dry run writes nothing");
+
+    let mut applied_form = form;
+    applied_form[3] = ("action", "apply");
+    let applied = admin.post(path, &applied_form).await;
+    applied.assert_html(StatusCode::OK);
+    assert!(
+        applied
+            .body
+            .contains(">Migration effectuée — csirt-incubation v3<")
+    );
+    assert_eq!(
+        report_of(&applied),
+        report_of(&dry),
+        "the dry run is what happens"
+    );
+    assert_eq!(events().await, before + 1, "one audit event");
+    let again = admin.post(path, &applied_form).await;
+    assert!(
+        again.body.contains("Déjà sur cette version"),
+        "{}",
+        again.body
+    );
+
+    // A form without a project says so and changes nothing.
+    let empty = admin
+        .post(path, &[("csrf_token", &token), ("to_version", "2")])
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
+
 both_backends!(
     a_correction_and_an_expiry_show_on_the_region_page,
     sign_in_and_out,
@@ -1215,6 +1353,7 @@ both_backends!(
     a_council_sees_only_its_region,
     forms_without_their_token_change_nothing,
     administration,
+    projects_migrate_from_the_workflows_page,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ pub mod session;
 pub mod signin;
 pub mod templates;
 mod timeline;
+pub mod workflows;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
@@ -432,6 +433,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/accounts/{id}/password", post(admin::reset_password))
         .route("/admin/outbox", get(admin::outbox))
         .route("/admin/outbox/{id}/retry", post(admin::retry))
+        .route("/admin/workflows", get(workflows::show))
+        .route("/admin/workflows/{id}/migrations", post(workflows::submit))
         .route("/exports/regions.csv", get(exports::regions_csv))
         .route(
             "/feeds/{user}/{key}/regions/{file}",

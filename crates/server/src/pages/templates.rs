@@ -46,6 +46,10 @@ const PAGES: &[(&str, &str)] = &[
         "outbox",
         include_str!("../../../../templates/pages/outbox.hbs"),
     ),
+    (
+        "workflows",
+        include_str!("../../../../templates/pages/workflows.hbs"),
+    ),
 ];
 
 const PARTIALS: &[(&str, &str)] = &[
