@@ -1345,6 +1345,289 @@ async fn projects_migrate_from_the_workflows_page(db: TestDb) {
     app.stop().await;
 }
 
+/// How a page route answered a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Let through: the page, the file, or the form's outcome (done, or refused on its merits).
+    L,
+    /// Unauthenticated: sent to the sign-in page.
+    U,
+    /// Forbidden to this role.
+    F,
+    /// Hidden: 404, exactly as if it did not exist.
+    H,
+    /// Anything else, which no rule expects.
+    Other(u16),
+}
+
+impl Access {
+    fn of(page: &Page) -> Self {
+        match page.status {
+            StatusCode::FORBIDDEN => Self::F,
+            StatusCode::NOT_FOUND => Self::H,
+            StatusCode::SEE_OTHER => match page.location() {
+                Some(to) if to.starts_with("/login") => Self::U,
+                Some(to) if to.contains("error=forbidden") => Self::F,
+                _ => Self::L,
+            },
+            status if status.is_success() => Self::L,
+            status => Self::Other(status.as_u16()),
+        }
+    }
+}
+
+/// Every page route (read from the router's own list, so a new page cannot escape) answers anonymous
+/// visitors, the project's council, another region's council, an officer and an admin by its rule.
+async fn every_page_route_answers_every_role_by_its_rule(db: TestDb) {
+    use Access::{F, H, L, U};
+    use sea_orm::ConnectionTrait;
+    let app = common::spawn(db).await;
+    let (cast, ours, _) = cast(&app).await;
+    app.account(OTHER_COUNCIL, "council", Some("53")).await;
+    let victim = app.account("victim@anssi.example", "officer", None).await;
+    app.account("spare@anssi.example", "officer", None).await;
+    let mut council = signed_in(&app, COUNCIL).await;
+    let page = ok_page(&mut council, "/regions/24").await;
+    let uploaded = council
+        .upload(
+            "/regions/24/documents",
+            &[
+                ("csrf_token", &page.csrf()),
+                ("requirement", "regional_perimeter"),
+            ],
+            "lettre.pdf",
+            pdf("matrice"),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.body);
+    let document = documents(&app, &cast.officer, ours).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let cohort = app
+        .post(
+            &cast.officer,
+            "/api/v1/cohorts",
+            &json!({"name": "Session 2022-1", "starts_on": "2022-07-04"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let project = ours.to_string();
+    // An accepted document mails the council: a mail for the outbox routes.
+    let accepted = app
+        .post(
+            &cast.officer,
+            &format!("/api/v1/documents/{document}/review"),
+            &json!({"decision": "accepted"}),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let mail: i64 = app
+        .store
+        .db()
+        .query_one(sea_orm::Statement::from_string(
+            app.store.db().get_database_backend(),
+            "SELECT MIN(id) AS id FROM outbox",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
+    let stylesheet = Browser::new(&app)
+        .get("/login")
+        .await
+        .body
+        .split("rel=\"stylesheet\" href=\"/assets/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    // [anonymous, the project's council, another region's council, officer, admin]
+    let rules: Vec<(&str, [Access; 5])> = vec![
+        ("GET /", [U, L, L, L, L]),
+        ("GET /login", [L, L, L, L, L]),
+        // Each caller signs in anew (the anonymous one as a spare account) and signs out.
+        ("POST /login", [L, L, L, L, L]),
+        ("POST /logout", [U, L, L, L, L]),
+        ("GET /regions/{code}", [U, L, H, L, L]),
+        ("POST /regions/{code}/project", [U, F, H, L, F]),
+        ("POST /regions/{code}/transitions", [U, L, H, L, F]),
+        ("POST /regions/{code}/fields", [U, L, H, L, F]),
+        ("POST /regions/{code}/cohort", [U, F, H, L, F]),
+        ("POST /regions/{code}/documents", [U, L, H, L, F]),
+        ("POST /documents/{id}/review", [U, F, H, L, F]),
+        ("GET /documents/{id}/content", [U, L, H, L, L]),
+        ("GET /cohorts", [U, F, F, L, L]),
+        ("POST /cohorts", [U, F, F, L, F]),
+        ("GET /admin/accounts", [U, F, F, F, L]),
+        ("POST /admin/accounts", [U, F, F, F, L]),
+        ("POST /admin/accounts/{id}/disable", [U, F, F, F, L]),
+        ("POST /admin/accounts/{id}/enable", [U, F, F, F, L]),
+        ("POST /admin/accounts/{id}/password", [U, F, F, F, L]),
+        ("GET /admin/outbox", [U, F, F, F, L]),
+        ("POST /admin/outbox/{id}/retry", [U, F, F, F, L]),
+        ("GET /admin/workflows", [U, F, F, F, L]),
+        ("POST /admin/workflows/{id}/migrations", [U, F, F, F, L]),
+        ("GET /exports/regions.csv", [U, L, L, L, L]),
+        // The key in the address is the credential: a wrong one is unknown to everyone.
+        ("GET /feeds/{user}/{key}/regions/{file}", [H, H, H, H, H]),
+        ("GET /assets/{file}", [L, L, L, L, L]),
+        // A forged link is unknown to everyone; real links are walked in child_workflows.rs.
+        ("GET /links/{token}", [H, H, H, H, H]),
+        ("POST /links/{token}", [H, H, H, H, H]),
+    ];
+    let served: BTreeSet<String> = incubator_server::pages::routes().collect();
+    let ruled: BTreeSet<String> = rules.iter().map(|(route, _)| (*route).to_owned()).collect();
+    assert_eq!(
+        served, ruled,
+        "every page route has its rule, and every rule its route"
+    );
+
+    let emails = ["", COUNCIL, OTHER_COUNCIL, OFFICER, ADMIN];
+    let mut browsers = Vec::new();
+    for email in emails {
+        browsers.push(if email.is_empty() {
+            Browser::new(&app)
+        } else {
+            signed_in(&app, email).await
+        });
+    }
+    let mut tokens = Vec::new();
+    for (column, browser) in browsers.iter_mut().enumerate() {
+        let home = ["/login", "/regions/24", "/regions/53", "/", "/"][column];
+        tokens.push(ok_page(browser, home).await.csrf());
+    }
+    // Requests that change state go in this order, so that each is still possible when it comes:
+    // refusals first, then the project's council, then the officer.
+    let order = [0, 2, 4, 1, 3];
+    for (route, expected) in &rules {
+        let (method, template) = route.split_once(' ').unwrap();
+        let id = if template.starts_with("/documents/") {
+            document.to_string()
+        } else if template.starts_with("/admin/accounts/") {
+            victim.id.to_string()
+        } else if template.starts_with("/admin/workflows/") {
+            "csirt-incubation".to_owned()
+        } else {
+            mail.to_string()
+        };
+        let path = template
+            .replace("{code}", "24")
+            .replace("{id}", &id)
+            .replace("{user}", &cast.officer.id.to_string())
+            .replace("{key}", "0123456789abcdef")
+            .replace(
+                "{file}",
+                if template.starts_with("/assets") {
+                    &stylesheet
+                } else {
+                    "24.ics"
+                },
+            )
+            .replace("{token}", "7.4102444800.forged");
+        for column in order {
+            let version = app.project(&cast.officer, ours).await["version"]
+                .as_i64()
+                .unwrap()
+                .to_string();
+            let token = tokens[column].clone();
+            let browser = &mut browsers[column];
+            let fields: Vec<(&str, &str)> = match *route {
+                "POST /regions/{code}/project" => vec![("workflow", "csirt-incubation")],
+                "POST /regions/{code}/transitions" => {
+                    vec![
+                        ("transition", "express_interest"),
+                        ("expected_version", &version),
+                    ]
+                }
+                "POST /regions/{code}/fields" => vec![("carrier_name", "GIP Cybersécurité")],
+                "POST /regions/{code}/cohort" => vec![("cohort_id", &cohort)],
+                "POST /documents/{id}/review" => vec![("decision", "accepted")],
+                "POST /cohorts" => vec![("name", "Session 2023-1"), ("starts_on", "2023-01-09")],
+                "POST /admin/accounts" => vec![
+                    ("email", "nouveau@anssi.example"),
+                    ("name", "Nouveau"),
+                    ("role", "officer"),
+                ],
+                "POST /admin/workflows/{id}/migrations" => vec![
+                    ("to_version", "2"),
+                    ("project", &project),
+                    ("action", "dry_run"),
+                ],
+                "POST /links/{token}" => vec![("answer", "approve")],
+                _ => Vec::new(),
+            };
+            let mut fields = fields;
+            fields.push(("csrf_token", &token));
+            let answer = match *route {
+                "POST /login" => {
+                    let email = if column == 0 {
+                        "spare@anssi.example"
+                    } else {
+                        emails[column]
+                    };
+                    Browser::new(&app).sign_in(email, common::PASSWORD).await
+                }
+                "POST /logout" if column > 0 => {
+                    let mut fresh = signed_in(&app, emails[column]).await;
+                    let token = ok_page(
+                        &mut fresh,
+                        ["", "/regions/24", "/regions/53", "/", "/"][column],
+                    )
+                    .await
+                    .csrf();
+                    let out = fresh.post(&path, &[("csrf_token", &token)]).await;
+                    // Signed out is the sign-in page: let through only if the session has ended.
+                    let after = fresh.get("/").await;
+                    assert_eq!(Access::of(&after), U, "{route}: the session outlived it");
+                    let status = if out.location() == Some("/login") {
+                        StatusCode::OK
+                    } else {
+                        out.status
+                    };
+                    Page { status, ..out }
+                }
+                "POST /regions/{code}/documents" => {
+                    browser
+                        .upload(
+                            &path,
+                            &[
+                                ("csrf_token", &token),
+                                ("requirement", "regional_perimeter"),
+                            ],
+                            "matrice.pdf",
+                            pdf(&format!("matrice {column}")),
+                        )
+                        .await
+                }
+                _ if method == "GET" => browser.get(&path).await,
+                _ => browser.post(&path, &fields).await,
+            };
+            assert_eq!(
+                Access::of(&answer),
+                expected[column],
+                "{route} as {} answered {} (location {:?})",
+                [
+                    "anonymous",
+                    "the project's council",
+                    "another region's council",
+                    "an officer",
+                    "an admin"
+                ][column],
+                answer.status,
+                answer.location()
+            );
+        }
+    }
+    app.stop().await;
+}
+
 both_backends!(
     a_correction_and_an_expiry_show_on_the_region_page,
     sign_in_and_out,
@@ -1354,6 +1637,7 @@ both_backends!(
     forms_without_their_token_change_nothing,
     administration,
     projects_migrate_from_the_workflows_page,
+    every_page_route_answers_every_role_by_its_rule,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

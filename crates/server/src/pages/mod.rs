@@ -262,14 +262,14 @@ pub fn error_key(error: &ApiError) -> Option<&'static str> {
     use incubator_engine::Refusal;
     Some(match error {
         ApiError::VersionConflict { .. } => "version_conflict",
-        ApiError::Refused(Refusal::Unmet { .. }) => "conditions_unmet",
+        // As the API's 403: the role may not fire it, whatever the project's state.
+        ApiError::Refused(Refusal::RoleNotAllowed { .. }) | ApiError::Forbidden(_) => "forbidden",
         ApiError::Refused(_) => "conditions_unmet",
         ApiError::PayloadTooLarge(_) => "file_too_large",
         ApiError::UnsupportedMediaType { .. } => "file_refused",
         ApiError::Invalid { .. } | ApiError::BadRequest(_) | ApiError::MalformedBody(_) => {
             "invalid"
         }
-        ApiError::Forbidden(_) => "forbidden",
         ApiError::AlreadyExists(_) => "already_exists",
         _ => return None,
     })
@@ -409,46 +409,74 @@ async fn page_layer(State(state): State<AppState>, request: Request, next: Next)
     response
 }
 
+/// Declares a set of page routes once: the router and the list the access tests walk are made from the
+/// same lines, so a new page cannot escape those tests.
+macro_rules! page_routes {
+    ($list:ident, $router:ident: $($method:ident $path:literal => $handler:expr,)*) => {
+        const $list: &[(&str, &str)] = &[$((page_routes!(@upper $method), $path),)*];
+
+        fn $router() -> Router<AppState> {
+            Router::new()$(.route($path, $method($handler)))*
+        }
+    };
+    (@upper get) => { "GET" };
+    (@upper post) => { "POST" };
+}
+
+page_routes! {
+    FORM_ROUTES, form_routes:
+    get "/" => dashboard::show,
+    get "/login" => signin::form,
+    post "/login" => signin::submit,
+    post "/logout" => signin::logout,
+    get "/regions/{code}" => region::show,
+    post "/regions/{code}/project" => region::open_project,
+    post "/regions/{code}/transitions" => region::fire,
+    post "/regions/{code}/fields" => region::save_fields,
+    post "/regions/{code}/cohort" => region::assign_cohort,
+    post "/documents/{id}/review" => region::review,
+    get "/documents/{id}/content" => region::download,
+    get "/cohorts" => cohorts::list,
+    post "/cohorts" => cohorts::create,
+    get "/admin/accounts" => admin::accounts,
+    post "/admin/accounts" => admin::create_account,
+    post "/admin/accounts/{id}/disable" => admin::disable,
+    post "/admin/accounts/{id}/enable" => admin::enable,
+    post "/admin/accounts/{id}/password" => admin::reset_password,
+    get "/admin/outbox" => admin::outbox,
+    post "/admin/outbox/{id}/retry" => admin::retry,
+    get "/admin/workflows" => workflows::show,
+    post "/admin/workflows/{id}/migrations" => workflows::submit,
+    get "/exports/regions.csv" => exports::regions_csv,
+    get "/feeds/{user}/{key}/regions/{file}" => exports::region_calendar,
+    get "/assets/{file}" => assets::serve,
+}
+
+page_routes! {
+    UPLOAD_ROUTES, upload_routes:
+    post "/regions/{code}/documents" => region::upload,
+    get "/links/{token}" => links::show,
+    post "/links/{token}" => links::submit,
+}
+
+/// Every page route as `METHOD /path`, in the router's own path syntax.
+pub fn routes() -> impl Iterator<Item = String> {
+    FORM_ROUTES
+        .iter()
+        .chain(UPLOAD_ROUTES)
+        .map(|(method, path)| format!("{method} {path}"))
+}
+
 /// The pages' routes, with the same body and time limits as the API's.
 pub fn router(state: &AppState) -> Router<AppState> {
     let config = state.config();
-    let forms = Router::new()
-        .route("/", get(dashboard::show))
-        .route("/login", get(signin::form).post(signin::submit))
-        .route("/logout", post(signin::logout))
-        .route("/regions/{code}", get(region::show))
-        .route("/regions/{code}/project", post(region::open_project))
-        .route("/regions/{code}/transitions", post(region::fire))
-        .route("/regions/{code}/fields", post(region::save_fields))
-        .route("/regions/{code}/cohort", post(region::assign_cohort))
-        .route("/documents/{id}/review", post(region::review))
-        .route("/documents/{id}/content", get(region::download))
-        .route("/cohorts", get(cohorts::list).post(cohorts::create))
-        .route(
-            "/admin/accounts",
-            get(admin::accounts).post(admin::create_account),
-        )
-        .route("/admin/accounts/{id}/disable", post(admin::disable))
-        .route("/admin/accounts/{id}/enable", post(admin::enable))
-        .route("/admin/accounts/{id}/password", post(admin::reset_password))
-        .route("/admin/outbox", get(admin::outbox))
-        .route("/admin/outbox/{id}/retry", post(admin::retry))
-        .route("/admin/workflows", get(workflows::show))
-        .route("/admin/workflows/{id}/migrations", post(workflows::submit))
-        .route("/exports/regions.csv", get(exports::regions_csv))
-        .route(
-            "/feeds/{user}/{key}/regions/{file}",
-            get(exports::region_calendar),
-        )
-        .route("/assets/{file}", get(assets::serve))
+    let forms = form_routes()
         .layer(DefaultBodyLimit::max(config.max_json_bytes))
         .layer(middleware::from_fn_with_state(
             config.request_timeout,
             time_limit,
         ));
-    let uploads = Router::new()
-        .route("/regions/{code}/documents", post(region::upload))
-        .route("/links/{token}", get(links::show).post(links::submit))
+    let uploads = upload_routes()
         .layer(DefaultBodyLimit::max(
             config.max_upload_bytes.saturating_add(MULTIPART_SLACK),
         ))
