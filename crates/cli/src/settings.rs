@@ -63,6 +63,8 @@ pub struct DatabaseSection {
     pub url: Option<String>,
     pub sqlite_synchronous: SqliteSynchronous,
     pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +225,7 @@ impl Default for DatabaseSection {
                 SqliteSync::Normal => SqliteSynchronous::Normal,
             },
             max_connections: db.max_connections,
+            acquire_timeout: db.acquire_timeout,
         }
     }
 }
@@ -289,6 +292,7 @@ impl Settings {
                 SqliteSynchronous::Normal => SqliteSync::Normal,
             },
             max_connections: self.database.max_connections,
+            acquire_timeout: self.database.acquire_timeout,
         }
     }
 

@@ -5,14 +5,12 @@
 //! (docs/mail.md: the same Message-ID, so receivers can drop it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Service, add_user, ok_json};
+use support::{Backend, add_user, ok_json};
 use tokio::sync::Mutex;
 
 mod support;
@@ -28,40 +26,6 @@ const REGIONS: [&str; 8] = ["11", "24", "27", "28", "32", "44", "52", "53"];
 const KILL_AFTER: usize = 80;
 const TOTAL: usize = 200;
 
-fn incubator(database_url: &str, data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_incubator"));
-    command
-        .env("DATABASE_URL", database_url)
-        .arg("--data-dir")
-        .arg(data_dir);
-    command
-}
-
-/// Starts one replica; mail settings make a dead replica's leased mails come back within seconds.
-fn start_replica(database_url: &str, data_dir: &Path, workflows: &Path, smtp_url: &str) -> Service {
-    let mut command = incubator(database_url, data_dir);
-    command
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .arg("--workflows")
-        .arg(workflows)
-        .arg("--templates")
-        .arg(format!("{ROOT}/templates/email"))
-        .env("SMTP_URL", smtp_url)
-        .env(
-            "MAIL_FROM",
-            "Incubateur CSIRT <incubateur@replicas.example>",
-        )
-        .env("INCUBATOR_MAIL__LEASE", "6s")
-        .env("INCUBATOR_MAIL__SMTP_TIMEOUT", "1s")
-        .env("INCUBATOR_MAIL__POLL_INTERVAL", "100ms")
-        .env("INCUBATOR_MAIL__BACKOFF_BASE", "100ms")
-        .env("INCUBATOR_MAIL__BACKOFF_CAP", "1s")
-        .env("INCUBATOR_MAIL__SCHEDULER_INTERVAL", "1s")
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::inherit());
-    Service::start(command)
-}
-
 #[derive(Debug, Clone)]
 struct Ack {
     project: i64,
@@ -72,23 +36,13 @@ struct Ack {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
-    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED: TEST_DATABASE_URL is not set: the two-replica test needs PostgreSQL");
+    let Some(backend) = Backend::postgres("replicas").await else {
         return;
     };
     let Some(sink) = smtp::SmtpSink::start() else {
         return;
     };
-    let name = format!(
-        "incubator_t_replicas_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    let database_url = incubator_store::db::create_postgres_database(&server, &name)
-        .await
-        .expect("a fresh database on TEST_DATABASE_URL");
     // Evidence lives in the data folder, which replicas share (a shared volume in production).
-    let data = tempfile::tempdir().unwrap();
     let workflows = tempfile::tempdir().unwrap();
     std::fs::copy(
         format!("{ROOT}/examples/workflows/bench-loop.yaml"),
@@ -103,18 +57,11 @@ async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
 
     // Both replicas start at once against the empty database: one migrates, the other waits for it.
     let (a, b) = std::thread::scope(|s| {
-        let a =
-            s.spawn(|| start_replica(&database_url, data.path(), workflows.path(), &sink.url()));
-        let b =
-            s.spawn(|| start_replica(&database_url, data.path(), workflows.path(), &sink.url()));
+        let a = s.spawn(|| backend.serve(workflows.path(), &sink.url(), &[]));
+        let b = s.spawn(|| backend.serve(workflows.path(), &sink.url(), &[]));
         (a.join().unwrap(), b.join().unwrap())
     });
-    add_user(
-        incubator(&database_url, data.path()),
-        OFFICER,
-        "officer",
-        None,
-    );
+    add_user(backend.incubator(), OFFICER, "officer", None);
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -344,19 +291,11 @@ async fn two_replicas_share_the_load_and_lose_nothing_when_one_is_killed() {
         transitions += steps.len();
     }
     assert!(transitions >= TOTAL);
-    let verified = incubator(&database_url, data.path())
-        .args(["audit", "verify"])
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    backend.audit_verify();
 
     // Every queued mail ends up sent (the dead replica's leased ones come back to the live one after the
     // lease), each once at the SMTP server, save the one exchange the killed replica may have had in flight.
-    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+    let db = sea_orm::Database::connect(backend.url()).await.unwrap();
     let count = |sql: &'static str| {
         let db = db.clone();
         async move {

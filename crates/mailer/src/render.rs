@@ -43,7 +43,11 @@ impl RenderFailure {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            RenderFailure::Db(_) | RenderFailure::Store(incubator_store::StoreError::Db(_))
+            RenderFailure::Db(_)
+                | RenderFailure::Store(
+                    incubator_store::StoreError::Db(_)
+                        | incubator_store::StoreError::Unavailable(_)
+                )
         )
     }
 }

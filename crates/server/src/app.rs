@@ -125,6 +125,14 @@ pub struct Application {
 impl Application {
     pub async fn build(config: ServerConfig) -> Result<Self, StartupError> {
         let store = Store::open(&config.db, &config.data_dir).await?;
+        // Files left by uploads a crash cut before their row: not fatal, the next start tries again.
+        match store.blobs().sweep(store.db(), config.upload_timeout).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed evidence files no document names"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sweep the evidence files no document names")
+            }
+        }
         if let Some(dir) = &config.workflows_dir {
             deploy_workflows(&store, dir).await?;
         }

@@ -137,6 +137,10 @@ impl ApiError {
         ))
     }
 
+    pub fn database_unreachable() -> Self {
+        Self::Unavailable("the database cannot be reached: try again shortly".into())
+    }
+
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::Invalid {
             detail: detail.into(),
@@ -282,6 +286,7 @@ impl From<StoreError> for ApiError {
             e @ StoreError::MigrationRefused(_) => Self::invalid(e.to_string()),
             StoreError::Invalid(message) => Self::invalid(message),
             StoreError::Db(db) => Self::from(db),
+            StoreError::Unavailable(_) => Self::database_unreachable(),
             e @ (StoreError::NotCommitted(_)
             | StoreError::CorruptWorkflow { .. }
             | StoreError::Corrupt(_)) => Self::internal(e),
@@ -289,9 +294,14 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Unique-constraint violations are the client's doing (a name taken twice): 409, without the SQL.
+/// Unique-constraint violations are the client's doing (a name taken twice): 409, without the SQL. A
+/// database out of reach is a 503: nothing was written, and the same request may succeed later.
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
+        if incubator_store::db::is_unreachable(&error) {
+            tracing::warn!(error = %error, "database unreachable");
+            return Self::database_unreachable();
+        }
         match error.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 Self::AlreadyExists("a record with the same unique value exists already".into())

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
@@ -28,7 +28,7 @@ trait Job: Send {
     /// Runs the unit; true when it succeeded and its writes must be kept.
     async fn run(&mut self, txn: &DatabaseTransaction) -> bool;
     /// Tells the caller, once the fate of the batch is known.
-    fn complete(self: Box<Self>, commit: Result<(), &str>);
+    fn complete(self: Box<Self>, commit: Result<(), &Failed>);
 }
 
 struct Pending<U: UnitOfWork> {
@@ -46,12 +46,12 @@ impl<U: UnitOfWork> Job for Pending<U> {
         ok
     }
 
-    fn complete(self: Box<Self>, commit: Result<(), &str>) {
+    fn complete(self: Box<Self>, commit: Result<(), &Failed>) {
         let result = match (commit, self.result) {
             (Ok(()), Some(result)) => result,
             // A refusal stays a refusal even when the batch failed: it wrote nothing either way.
             (Err(_), Some(Err(refusal))) => Err(refusal),
-            (Err(reason), _) => Err(StoreError::NotCommitted(reason.to_owned())),
+            (Err(failed), _) => Err(failed.error()),
             (Ok(()), None) => Err(StoreError::NotCommitted("the unit never ran".into())),
         };
         // The caller may have gone away (request cancelled); its work is committed all the same.
@@ -120,9 +120,9 @@ async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Jo
             outcome = run_batch(&db, &mut batch, Isolation::Savepoints).await;
         }
         if let Err(e) = &outcome {
-            tracing::warn!(error = %e, units = batch.len(), "batch not committed");
+            tracing::warn!(error = %e.0, units = batch.len(), "batch not committed");
         }
-        let commit = outcome.as_ref().map(|_| ()).map_err(|e| e.as_str());
+        let commit = outcome.as_ref().map(|_| ());
         for job in batch.drain(..) {
             job.complete(commit);
         }
@@ -145,34 +145,47 @@ enum Ran {
     UnitFailed,
 }
 
+/// Why a batch was not committed: its transaction failed, or never began.
+#[derive(Debug)]
+struct Failed(DbErr);
+
+impl Failed {
+    /// The answer of every unit of the failed batch.
+    fn error(&self) -> StoreError {
+        if crate::db::is_unreachable(&self.0) {
+            StoreError::Unavailable(self.0.to_string())
+        } else {
+            StoreError::NotCommitted(self.0.to_string())
+        }
+    }
+}
+
 async fn run_batch(
     db: &DatabaseConnection,
     batch: &mut [Box<dyn Job>],
     isolation: Isolation,
-) -> Result<Ran, String> {
-    let txn = crate::db::begin_write(db)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Ran, Failed> {
+    let txn = crate::db::begin_write(db).await.map_err(Failed)?;
     let lone = batch.len() == 1;
     for job in batch.iter_mut() {
         match isolation {
             Isolation::Shared => {
                 if !job.run(&txn).await {
-                    txn.rollback().await.map_err(|e| e.to_string())?;
+                    txn.rollback().await.map_err(Failed)?;
                     // A lone unit's failure is its own answer: its writes were all that was rolled back.
                     return Ok(if lone { Ran::Done } else { Ran::UnitFailed });
                 }
             }
             Isolation::Savepoints => {
-                let savepoint = txn.begin().await.map_err(|e| e.to_string())?;
+                let savepoint = txn.begin().await.map_err(Failed)?;
                 if job.run(&savepoint).await {
-                    savepoint.commit().await.map_err(|e| e.to_string())?;
+                    savepoint.commit().await.map_err(Failed)?;
                 } else {
-                    savepoint.rollback().await.map_err(|e| e.to_string())?;
+                    savepoint.rollback().await.map_err(Failed)?;
                 }
             }
         }
     }
-    txn.commit().await.map_err(|e| e.to_string())?;
+    txn.commit().await.map_err(Failed)?;
     Ok(Ran::Done)
 }

@@ -7,7 +7,7 @@ use incubator_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, TransactionTrait,
+    DbErr, RuntimeErr, TransactionTrait,
 };
 
 use crate::error::{StoreError, StoreResult};
@@ -26,6 +26,9 @@ pub struct DbConfig {
     pub url: Option<String>,
     pub sqlite_sync: SqliteSync,
     pub max_connections: u32,
+    /// Longest a caller waits for a connection (and a connection attempt takes) before the database is
+    /// taken as unreachable: what bounds the wait for a 503 while PostgreSQL is down.
+    pub acquire_timeout: Duration,
 }
 
 impl Default for DbConfig {
@@ -34,6 +37,7 @@ impl Default for DbConfig {
             url: None,
             sqlite_sync: SqliteSync::Full,
             max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -73,8 +77,8 @@ pub async fn connect(url: &str, config: &DbConfig) -> StoreResult<DatabaseConnec
     options
         .max_connections(config.max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(config.acquire_timeout)
+        .connect_timeout(config.acquire_timeout)
         .sqlx_logging(false);
     let sync = match config.sqlite_sync {
         SqliteSync::Full => SqliteSynchronous::Full,
@@ -88,6 +92,31 @@ pub async fn connect(url: &str, config: &DbConfig) -> StoreResult<DatabaseConnec
             .create_if_missing(true)
     });
     Ok(Database::connect(options).await?)
+}
+
+/// Whether `error` says the database cannot be reached (refused or lost connection, no connection
+/// within the acquire timeout, the server shutting down), rather than that a statement failed: the service
+/// is then unavailable, not broken, and the same request may succeed once the database is back.
+pub fn is_unreachable(error: &DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    match error {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e {
+            Error::Io(_)
+            | Error::Tls(_)
+            | Error::PoolTimedOut
+            | Error::PoolClosed
+            | Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P01…57P03 (shutdown, cannot connect now).
+            Error::Database(e) => e
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// Begins a transaction that will write. SQLite's BEGIN is deferred: a transaction that reads first and

@@ -1,5 +1,6 @@
 //! Evidence: document metadata, reviews, and the derived status of each requirement.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -7,7 +8,7 @@ use incubator_engine::{CorrectionKind, RequirementStatus, Workflow, correction_k
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -165,6 +166,28 @@ pub(crate) async fn record_document(
         .one(txn)
         .await?
         .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))
+}
+
+/// The digests whose bytes some document row names.
+pub(crate) async fn stored_digests(db: &impl ConnectionTrait) -> StoreResult<HashSet<String>> {
+    Ok(documents::Entity::find()
+        .select_only()
+        .column(documents::Column::Sha256)
+        .distinct()
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Whether a document row names the bytes of `sha256`.
+pub(crate) async fn names_digest(db: &impl ConnectionTrait, sha256: &str) -> StoreResult<bool> {
+    Ok(documents::Entity::find()
+        .filter(documents::Column::Sha256.eq(sha256))
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// An officer's decision on a document; mails the council. Accepting or rejecting ends the correction the

@@ -9,6 +9,10 @@ pub enum StoreError {
     /// The batch this write belonged to could not be committed; nothing of it was written.
     #[error("the write was not committed: {0}")]
     NotCommitted(String),
+    /// The database could not be reached (see [`crate::db::is_unreachable`]): the write was not
+    /// acknowledged, and the same request may succeed once the database is back.
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
     #[error("project {0} not found")]
     ProjectNotFound(i64),
     #[error("document {0} not found")]

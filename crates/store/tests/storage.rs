@@ -563,3 +563,63 @@ async fn replicas_starting_together_migrate_once() {
         .unwrap();
     assert_eq!(regions, 18);
 }
+
+/// The start-up sweep of evidence files: it removes the old files no row names (an upload cut by a crash
+/// before its row) and old temporary files, and spares a file a row names, a young file (an upload on its
+/// way to its row), and a named file a sweep cut short had set aside, which it puts back.
+#[tokio::test]
+async fn the_sweep_removes_only_old_files_no_row_names() {
+    let db = common::sqlite().await;
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "53").await;
+    upload_and_accept(&store, id, "council_backed").await;
+    let named = incubator_store::blobs::BlobStore::sha256(b"%PDF-1.7 evidence for council_backed");
+    let blobs = store.blobs();
+    let orphan = blobs
+        .put(b"%PDF-1.7 cut before its row".to_vec())
+        .await
+        .unwrap();
+    let young = blobs.put(b"%PDF-1.7 on its way".to_vec()).await.unwrap();
+    let [named_path, orphan_path, young_path] =
+        [&named, &orphan, &young].map(|sha256| blobs.path_of(sha256).unwrap());
+    let temporary = orphan_path.with_file_name(".tmpA1b2C3");
+    std::fs::write(&temporary, b"%PDF-1.7 half").unwrap();
+    let set_aside = named_path.with_file_name(format!("{named}.sweeping"));
+    std::fs::rename(&named_path, &set_aside).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for path in [&set_aside, &orphan_path, &temporary] {
+        let file = std::fs::File::open(path).unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+    }
+
+    let removed = blobs
+        .sweep(store.db(), std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(!orphan_path.exists() && !temporary.exists());
+    assert!(named_path.is_file() && !set_aside.exists(), "put back");
+    assert!(young_path.is_file());
+
+    // Storing bytes already there freshens their file: a sweep now spares it until its row commits.
+    let stale = blobs
+        .put(b"%PDF-1.7 stored long ago".to_vec())
+        .await
+        .unwrap();
+    let stale_path = blobs.path_of(&stale).unwrap();
+    std::fs::File::open(&stale_path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    blobs
+        .put(b"%PDF-1.7 stored long ago".to_vec())
+        .await
+        .unwrap();
+    let removed = blobs
+        .sweep(store.db(), std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert!(stale_path.is_file());
+}

@@ -36,7 +36,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
     let db = state.store().db();
     db.ping().await.map_err(|e| {
         tracing::error!(error = %e, "health check: database unreachable");
-        ApiError::Unavailable("the database cannot be reached".into())
+        ApiError::database_unreachable()
     })?;
     Ok(Json(Health {
         status: "ok".into(),
