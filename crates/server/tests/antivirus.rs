@@ -328,7 +328,25 @@ async fn pending_is_not_served_until_the_scanner_is_back(db: TestDb) {
     assert_eq!(row.scan_status, "pending");
     assert!(row.scan_attempts >= 2, "{row:?}");
     assert!(row.scan_error.is_some(), "{row:?}");
-    assert_eq!(document(&app, &cast, id).await["scan_status"], "pending");
+    let seen = document(&app, &cast, id).await;
+    assert_eq!(seen["scan_status"], "pending");
+    assert!(
+        seen["scan_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unreachable")),
+        "{seen}"
+    );
+    assert!(seen["scan_attempts"].as_i64().unwrap() >= 2, "{seen}");
+    let as_council: Value = expect_ok(
+        app.get(
+            &cast.council,
+            &format!("/api/v1/projects/{}/documents", cast.project),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(as_council[0]["scan_status"], "pending");
+    assert!(as_council[0]["scan_error"].is_null(), "{as_council}");
     withheld(
         content(&app, &cast.council, id).await,
         "document-scan-pending",

@@ -49,6 +49,10 @@ pub struct DocumentView {
     pub scan_status: String,
     /// On an infected document: the signature it matched.
     pub scan_signature: Option<String>,
+    /// While pending: why the last scan gave no verdict (the antivirus unreachable, …) and how many tries
+    /// were made. Shown to officers and admins only: it names the service's own infrastructure.
+    pub scan_error: Option<String>,
+    pub scan_attempts: Option<i32>,
     /// The last day the evidence is valid, if it expires.
     pub expires_on: Option<NaiveDate>,
     pub uploaded_by: String,
@@ -57,8 +61,11 @@ pub struct DocumentView {
 
 async fn document_view(
     state: &AppState,
+    caller: &Caller,
     document: document_rows::Model,
 ) -> Result<DocumentView, ApiError> {
+    let operator = matches!(caller.role, Role::Officer | Role::Admin);
+    let pending = ScanStatus::of(&document)? == ScanStatus::Pending;
     let review = documents::latest_review(state.store().db(), document.id).await?;
     let (status, review_comment) = match review {
         Some(r) => (r.decision, r.comment),
@@ -76,6 +83,8 @@ async fn document_view(
         review_comment,
         scan_status: document.scan_status,
         scan_signature: document.scan_signature,
+        scan_error: document.scan_error.filter(|_| operator && pending),
+        scan_attempts: (operator && pending).then_some(document.scan_attempts),
         expires_on: document.expires_on,
         uploaded_by: document.uploaded_by,
         uploaded_at: document.uploaded_at,
@@ -171,7 +180,7 @@ pub async fn upload_document(
     let document = store_evidence(&state, &caller, &project, evidence).await?;
     Ok((
         StatusCode::CREATED,
-        Json(document_view(&state, document).await?),
+        Json(document_view(&state, &caller, document).await?),
     ))
 }
 
@@ -351,7 +360,7 @@ pub async fn list_documents(
     visible_project(&state, &caller, id).await?;
     let mut views = Vec::new();
     for document in documents::list(state.store().db(), id).await? {
-        views.push(document_view(&state, document).await?);
+        views.push(document_view(&state, &caller, document).await?);
     }
     Ok(Json(views))
 }
@@ -621,7 +630,7 @@ pub async fn review_document(
         })
         .await?;
     Ok(Json(ReviewView {
-        document: document_view(&state, document).await?,
+        document: document_view(&state, &caller, document).await?,
         requirement_status: status_name(status).to_owned(),
     }))
 }
