@@ -15,6 +15,9 @@ pub struct ScannerConfig {
     pub backoff_cap: Duration,
     /// How long a claimed document belongs to one scanner; a crashed scanner's document comes back after it.
     pub lease: Duration,
+    /// Shift of the programme's clock, which dates the audit events (see the server's config); leases and
+    /// retries run on the real clock.
+    pub programme_clock_offset: chrono::TimeDelta,
 }
 
 impl ScannerConfig {
@@ -26,6 +29,7 @@ impl ScannerConfig {
             backoff_base: Duration::from_secs(10),
             backoff_cap: Duration::from_secs(15 * 60),
             lease: Duration::from_secs(5 * 60),
+            programme_clock_offset: chrono::TimeDelta::zero(),
         }
     }
 

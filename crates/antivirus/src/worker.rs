@@ -75,7 +75,7 @@ impl Scanner {
                     .write(QuarantineBytes {
                         sha256: document.sha256.clone(),
                         signature: signature.clone(),
-                        now: Utc::now(),
+                        now: Utc::now() + self.config.programme_clock_offset,
                     })
                     .await?;
                 // After the rows say so: a crash between the two leaves infected bytes in the store, never

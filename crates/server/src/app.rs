@@ -132,7 +132,10 @@ impl Application {
         let scanner = config
             .antivirus
             .clone()
-            .map(|antivirus| Scanner::new(store.clone(), antivirus))
+            .map(|mut antivirus| {
+                antivirus.programme_clock_offset = config.programme_clock_offset;
+                Scanner::new(store.clone(), antivirus)
+            })
             .transpose()
             .map_err(StartupError::Antivirus)?;
         if let Some(dir) = &config.workflows_dir {
