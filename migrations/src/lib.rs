@@ -16,6 +16,7 @@ mod m20261127_000012_create_sessions;
 mod m20261201_000013_corrections;
 mod m20261201_000014_child_projects;
 mod m20261201_000015_create_deadline_checks;
+mod m20261201_000016_scan_documents;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_corrections::Migration),
             Box::new(m20261201_000014_child_projects::Migration),
             Box::new(m20261201_000015_create_deadline_checks::Migration),
+            Box::new(m20261201_000016_scan_documents::Migration),
         ]
     }
 }

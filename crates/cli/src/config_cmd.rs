@@ -101,6 +101,11 @@ fn check_values(loaded: &Loaded) -> Vec<Problem> {
             );
         }
     }
+    if let Some(scanner) = settings.server_config().antivirus
+        && let Err(message) = scanner.check()
+    {
+        problem("antivirus.lease", message);
+    }
     if let Ok(mail) = settings.mail_config()
         && let Some(url) = &mail.smtp_url
     {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use incubator_antivirus::{ClamdAddress, ScannerConfig};
 use incubator_mailer::MailConfig;
 use incubator_mailer::config::{DEFAULT_MAIL_FROM, DEFAULT_PUBLIC_URL};
 use incubator_server::{LoginThrottleConfig, ServerConfig};
@@ -36,6 +37,7 @@ pub struct Settings {
     pub login_throttle: LoginThrottleSection,
     pub log: LogSection,
     pub metrics: MetricsSection,
+    pub antivirus: AntivirusSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +128,42 @@ pub struct LogSection {
 pub struct MetricsSection {
     #[serde(with = "unset_if_empty")]
     pub bearer_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AntivirusSection {
+    #[serde(with = "unset_if_empty")]
+    pub clamd: Option<ClamdSetting>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+/// Where clamd listens: `tcp://host:port`, or its unix socket (`unix:///path` or an absolute path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClamdSetting(ClamdAddress);
+
+impl TryFrom<String> for ClamdSetting {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse().map(ClamdSetting)
+    }
+}
+
+impl From<ClamdSetting> for String {
+    fn from(setting: ClamdSetting) -> String {
+        setting.0.to_string()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -259,6 +297,22 @@ fn default_mail_config(data_dir: &Path) -> MailConfig {
     MailConfig::new(from, url, data_dir)
 }
 
+impl Default for AntivirusSection {
+    fn default() -> Self {
+        // The scanner's own defaults; the address is only a placeholder for them.
+        let scanner =
+            ScannerConfig::new(ClamdAddress::Unix(PathBuf::from("/run/clamav/clamd.ctl")));
+        Self {
+            clamd: None,
+            timeout: scanner.timeout,
+            poll_interval: scanner.poll_interval,
+            backoff_base: scanner.backoff_base,
+            backoff_cap: scanner.backoff_cap,
+            lease: scanner.lease,
+        }
+    }
+}
+
 impl Default for SessionsSection {
     fn default() -> Self {
         let server = ServerConfig::new("./data");
@@ -310,6 +364,16 @@ impl Settings {
         config.bind = server.bind;
         config.db = self.db_config();
         config.max_upload_bytes = server.max_upload_bytes;
+        config.antivirus = self.antivirus.clamd.as_ref().map(|clamd| {
+            let antivirus = &self.antivirus;
+            let mut scanner = ScannerConfig::new(clamd.0.clone());
+            scanner.timeout = antivirus.timeout;
+            scanner.poll_interval = antivirus.poll_interval;
+            scanner.backoff_base = antivirus.backoff_base;
+            scanner.backoff_cap = antivirus.backoff_cap;
+            scanner.lease = antivirus.lease;
+            scanner
+        });
         config.max_json_bytes = server.max_json_bytes;
         config.request_timeout = server.request_timeout;
         config.upload_timeout = server.upload_timeout;

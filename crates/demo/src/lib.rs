@@ -511,6 +511,7 @@ impl Replay {
                         size,
                         sha256,
                         expires_on: None,
+                        awaits_scan: false,
                         actor: actor.id.clone(),
                         now,
                     })

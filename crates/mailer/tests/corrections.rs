@@ -83,6 +83,7 @@ async fn upload(p: &Programme, project_id: i64, requirement: &str, now: DateTime
             size: 1234,
             sha256: "0".repeat(64),
             expires_on: None,
+            awaits_scan: false,
             actor: format!("user:{}", p.council_fr.id),
             now,
         })

@@ -98,6 +98,7 @@ async fn milestones_arrive_once_in_french_to_the_right_people(db: &TestDb) {
             size: 1234,
             sha256: "0".repeat(64),
             expires_on: None,
+            awaits_scan: false,
             actor: format!("user:{}", p.council_fr.id),
             now: at(2021, 4, 2),
         })
@@ -430,6 +431,7 @@ async fn a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_other
             size: 1234,
             sha256: "0".repeat(64),
             expires_on: None,
+            awaits_scan: false,
             actor: format!("user:{}", p.council_fr.id),
             now: at(2021, 4, 2),
         })

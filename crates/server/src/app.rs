@@ -14,6 +14,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use incubator_antivirus::Scanner;
 use incubator_store::{Store, StoreError};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -52,6 +53,8 @@ pub enum StartupError {
     Auth(String),
     #[error("cannot load the page templates")]
     Pages(#[from] crate::pages::PageTemplateError),
+    #[error("antivirus: {0}")]
+    Antivirus(String),
 }
 
 /// What every request shares.
@@ -120,6 +123,7 @@ pub struct Application {
     port: u16,
     router: Router,
     state: AppState,
+    scanner: Option<Scanner>,
 }
 
 impl Application {
@@ -133,6 +137,15 @@ impl Application {
                 tracing::warn!(error = %e, "cannot sweep the evidence files no document names")
             }
         }
+        let scanner = config
+            .antivirus
+            .clone()
+            .map(|mut antivirus| {
+                antivirus.programme_clock_offset = config.programme_clock_offset;
+                Scanner::new(store.clone(), antivirus)
+            })
+            .transpose()
+            .map_err(StartupError::Antivirus)?;
         if let Some(dir) = &config.workflows_dir {
             deploy_workflows(&store, dir).await?;
         }
@@ -174,6 +187,7 @@ impl Application {
             port,
             router,
             state,
+            scanner,
         })
     }
 
@@ -185,17 +199,30 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets requests in flight finish.
+    /// Serves until `shutdown` completes, then stops accepting and lets requests in flight finish. The
+    /// antivirus scanner, when configured, runs as long: what it has not scanned stays pending for the next
+    /// start (or another replica).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop_scanner, scanner_shutdown) = tokio::sync::watch::channel(false);
+        let scanner = self
+            .scanner
+            .map(|scanner| tokio::spawn(scanner.run(scanner_shutdown)));
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        let _ = stop_scanner.send(true);
+        if let Some(task) = scanner
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "antivirus scanner ended abnormally");
+        }
+        served
     }
 }
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use incubator_antivirus::ScannerConfig;
 use incubator_store::DbConfig;
 use ipnet::IpNet;
 
@@ -22,6 +23,8 @@ pub struct ServerConfig {
     pub workflows_dir: Option<PathBuf>,
     /// Largest evidence file accepted; larger uploads get 413.
     pub max_upload_bytes: usize,
+    /// The antivirus uploads wait for before they are served; `None` serves them on arrival.
+    pub antivirus: Option<ScannerConfig>,
     /// Largest JSON body accepted; larger bodies get 413.
     pub max_json_bytes: usize,
     /// Longest a request may take, body included (uploads have their own, longer limit).
@@ -82,6 +85,7 @@ impl ServerConfig {
             db: DbConfig::default(),
             workflows_dir: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            antivirus: None,
             max_json_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(30),
             upload_timeout: Duration::from_secs(300),
@@ -115,6 +119,7 @@ impl fmt::Debug for ServerConfig {
             .field("sqlite_sync", &self.db.sqlite_sync)
             .field("workflows_dir", &self.workflows_dir)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("antivirus", &self.antivirus)
             .field("max_json_bytes", &self.max_json_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("upload_timeout", &self.upload_timeout)

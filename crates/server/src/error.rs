@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use incubator_engine::{Refusal, Unmet};
 use incubator_store::StoreError;
+use incubator_store::scans::ScanStatus;
 use sea_orm::{DbErr, SqlErr};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -102,6 +103,9 @@ pub enum ApiError {
     VersionConflict { expected: i64, current: i64 },
     #[error("{0}")]
     AlreadyExists(String),
+    /// A document whose bytes the antivirus withholds: not scanned yet, or infected.
+    #[error("{detail}")]
+    Withheld { slug: &'static str, detail: String },
     /// A link that was used, expired or withdrawn: it will never work again.
     #[error("{detail}")]
     Gone { slug: &'static str, detail: String },
@@ -162,7 +166,9 @@ impl ApiError {
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Refused(Refusal::RoleNotAllowed { .. }) => StatusCode::FORBIDDEN,
             Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::VersionConflict { .. } | Self::AlreadyExists(_) => StatusCode::CONFLICT,
+            Self::VersionConflict { .. } | Self::AlreadyExists(_) | Self::Withheld { .. } => {
+                StatusCode::CONFLICT
+            }
             Self::Gone { .. } => StatusCode::GONE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -196,6 +202,7 @@ impl ApiError {
             Self::Refused(Refusal::Unmet { .. }) => ("guard-unmet", "Conditions not met"),
             Self::VersionConflict { .. } => ("version-conflict", "Stale version"),
             Self::AlreadyExists(_) => ("already-exists", "Already exists"),
+            Self::Withheld { slug, .. } => (slug, "Document withheld by the antivirus"),
             Self::Gone { slug, .. } => (slug, "Link no longer usable"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType { .. } => {
@@ -249,6 +256,13 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::ProjectNotFound(id) => Self::project_not_found(id),
             StoreError::DocumentNotFound(id) => Self::document_not_found(id),
+            e @ StoreError::NotClean { status, .. } => Self::Withheld {
+                slug: match status {
+                    ScanStatus::Infected => "document-infected",
+                    _ => "document-scan-pending",
+                },
+                detail: e.to_string(),
+            },
             StoreError::CohortNotFound(id) => Self::invalid(format!("cohort {id} does not exist")),
             StoreError::UnknownRegion(code) => Self::Invalid {
                 detail: format!("region `{code}` is not one of the 18 regions"),

@@ -182,6 +182,22 @@ impl Metrics {
                 escape(key)
             );
         }
+        out.push_str("# HELP incubator_documents_scan Documents by antivirus scan status: pending (not served yet), clean, infected (quarantined).\n");
+        out.push_str("# TYPE incubator_documents_scan gauge\n");
+        for (status, n) in &gauges.documents_by_scan {
+            let _ = writeln!(
+                out,
+                "incubator_documents_scan{{status=\"{}\"}} {n}",
+                escape(status)
+            );
+        }
+        out.push_str("# HELP incubator_documents_oldest_pending_scan_age_seconds How long the oldest document waiting for its antivirus scan has waited (0 when none waits); growing means the scanner is down or behind.\n");
+        out.push_str("# TYPE incubator_documents_oldest_pending_scan_age_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "incubator_documents_oldest_pending_scan_age_seconds {}",
+            gauges.oldest_pending_scan_seconds.unwrap_or(0.0)
+        );
         out
     }
 }
@@ -230,6 +246,8 @@ mod tests {
             outbox: BTreeMap::from([("pending".to_owned(), 3), ("dead".to_owned(), 1)]),
             oldest_pending_mail_seconds: Some(42.5),
             overdue_deadlines: BTreeMap::from([("eligibility_review".to_owned(), 2)]),
+            documents_by_scan: BTreeMap::from([("pending".to_owned(), 4)]),
+            oldest_pending_scan_seconds: Some(90.0),
         };
         let text = metrics.render(&gauges);
         assert!(text.contains(
@@ -248,5 +266,7 @@ mod tests {
         assert!(text.contains("incubator_mail_outbox{status=\"dead\"} 1"));
         assert!(text.contains("incubator_mail_oldest_pending_age_seconds 42.5"));
         assert!(text.contains("incubator_deadlines_overdue{key=\"eligibility_review\"} 2"));
+        assert!(text.contains("incubator_documents_scan{status=\"pending\"} 4"));
+        assert!(text.contains("incubator_documents_oldest_pending_scan_age_seconds 90"));
     }
 }

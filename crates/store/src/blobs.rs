@@ -20,12 +20,16 @@ const SWEEPING: &str = ".sweeping";
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// Where bytes found infected are moved: never served, never deduplicated into a document again, kept
+    /// for the security officer's analysis.
+    quarantine: PathBuf,
 }
 
 impl BlobStore {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             root: data_dir.join("documents"),
+            quarantine: data_dir.join("quarantine"),
         }
     }
 
@@ -68,6 +72,23 @@ impl BlobStore {
 
     pub fn exists(&self, sha256: &str) -> bool {
         self.path_of(sha256).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    /// Where quarantined bytes of a digest live.
+    pub fn quarantine_path_of(&self, sha256: &str) -> StoreResult<PathBuf> {
+        self.path_of(sha256)?;
+        Ok(self.quarantine.join(sha256))
+    }
+
+    /// Moves the bytes out of the store into the quarantine folder, durably. Idempotent: bytes already moved
+    /// (or uploaded again since, and moved before) leave the store all the same.
+    pub async fn quarantine(&self, sha256: &str) -> StoreResult<()> {
+        let from = self.path_of(sha256)?;
+        let to = self.quarantine_path_of(sha256)?;
+        tokio::task::spawn_blocking(move || move_durably(&from, &to))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("storage task failed: {e}")))?
+            .map_err(|e| StoreError::Corrupt(format!("cannot quarantine {sha256}: {e}")))
     }
 
     /// Removes the files no document row names and temporary files, when last written more than `grace`
@@ -177,4 +198,25 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+fn move_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !from.is_file() {
+        return Ok(());
+    }
+    let dir = to
+        .parent()
+        .ok_or_else(|| std::io::Error::other("quarantine path has no folder"))?;
+    std::fs::create_dir_all(dir)?;
+    if to.is_file() {
+        std::fs::remove_file(from)?;
+    } else {
+        // The data directory is one file system: a rename moves the bytes without a copy.
+        std::fs::rename(from, to)?;
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    match from.parent() {
+        Some(shard) => std::fs::File::open(shard)?.sync_all(),
+        None => Ok(()),
+    }
 }

@@ -21,6 +21,7 @@ use crate::events::{NewEvent, append};
 use crate::projects::{
     Correction, bump, clear_deadlines, correction_of, find, parse_status, set_deadline, status_name,
 };
+use crate::scans::{ScanStatus, infect, known_infection, require_clean};
 use crate::workflows::WorkflowRegistry;
 
 /// A correction asked of the region on one document.
@@ -63,6 +64,9 @@ pub struct RecordDocument {
     pub sha256: String,
     /// The last day the evidence is valid, if it expires.
     pub expires_on: Option<NaiveDate>,
+    /// A scanner is configured: the document is stored `pending` and served once found clean. Bytes
+    /// found infected before are infected on arrival, scanner or not.
+    pub awaits_scan: bool,
     pub actor: String,
     pub now: DateTime<Utc>,
 }
@@ -104,6 +108,12 @@ pub(crate) async fn record_document(
             .check_expiry(expires_on, now)
             .map_err(StoreError::Invalid)?;
     }
+    let known_infection = known_infection(txn, &upload.sha256).await?;
+    let scan = if upload.awaits_scan {
+        ScanStatus::Pending
+    } else {
+        ScanStatus::Clean
+    };
     let inserted = documents::Entity::insert(documents::ActiveModel {
         id: NotSet,
         project_id: Set(project.id),
@@ -115,6 +125,12 @@ pub(crate) async fn record_document(
         uploaded_by: Set(upload.actor.clone()),
         uploaded_at: Set(now),
         expires_on: Set(upload.expires_on),
+        scan_status: Set(scan.as_str().to_owned()),
+        scan_attempts: Set(0),
+        scan_due_at: Set(None),
+        scan_error: Set(None),
+        scan_signature: Set(None),
+        scanned_at: Set(None),
     })
     .exec(txn)
     .await?;
@@ -148,7 +164,8 @@ pub(crate) async fn record_document(
     }
     let mut changes = json!({ "document_id": inserted.last_insert_id, "requirement": upload.requirement,
                               "filename": upload.filename, "sha256": upload.sha256, "size": upload.size,
-                              "expires_on": upload.expires_on, "answers_correction": answered });
+                              "expires_on": upload.expires_on, "answers_correction": answered,
+                              "scan_status": scan.as_str() });
     if let Some(link) = link {
         changes["link"] = link;
     }
@@ -162,10 +179,16 @@ pub(crate) async fn record_document(
     )
     .await?;
     bump(txn, &project, seq, &hash, |u| u).await?;
-    documents::Entity::find_by_id(inserted.last_insert_id)
+    let document = documents::Entity::find_by_id(inserted.last_insert_id)
         .one(txn)
         .await?
-        .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))
+        .ok_or(StoreError::DocumentNotFound(inserted.last_insert_id))?;
+    // The same bytes are never a clean document once found infected: the caller quarantines them again.
+    let Some(signature) = known_infection else {
+        return Ok(document);
+    };
+    infect(txn, &document, &signature, now).await?;
+    get(txn, document.id).await
 }
 
 /// The digests whose bytes some document row names.
@@ -212,6 +235,8 @@ impl UnitOfWork for ReviewDocument {
             .one(txn)
             .await?
             .ok_or(StoreError::DocumentNotFound(self.document_id))?;
+        // A decision needs the officer to have read the bytes: served only once scanned clean.
+        require_clean(&document)?;
         let comment = self
             .comment
             .as_deref()
@@ -566,7 +591,7 @@ async fn requirement_status(
     }
 }
 
-async fn set_requirement(
+pub(crate) async fn set_requirement(
     txn: &impl ConnectionTrait,
     project_id: i64,
     key: &str,

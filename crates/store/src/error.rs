@@ -17,6 +17,12 @@ pub enum StoreError {
     ProjectNotFound(i64),
     #[error("document {0} not found")]
     DocumentNotFound(i64),
+    /// Its bytes are not handed out: the antivirus has not scanned them yet, or found them infected.
+    #[error("{}", not_clean(*document_id, *status))]
+    NotClean {
+        document_id: i64,
+        status: crate::scans::ScanStatus,
+    },
     #[error("cohort {0} not found")]
     CohortNotFound(i64),
     #[error("region `{0}` is not one of the 18 regions")]
@@ -86,3 +92,16 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+fn not_clean(document_id: i64, status: crate::scans::ScanStatus) -> String {
+    match status {
+        crate::scans::ScanStatus::Infected => format!(
+            "document {document_id} was found infected by the antivirus and is quarantined: it is never \
+             served; ask the region for a clean copy"
+        ),
+        _ => format!(
+            "document {document_id} waits for its antivirus scan: it is served once found clean; try again \
+             shortly"
+        ),
+    }
+}

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
-use crate::entities::{deadlines, outbox, projects};
+use crate::entities::{deadlines, documents, outbox, projects};
 use crate::error::StoreResult;
 use crate::outbox::PENDING;
+use crate::scans::ScanStatus;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Gauges {
@@ -22,6 +23,11 @@ pub struct Gauges {
     /// Running (not cleared, not paused) deadlines already past, milestones excluded, by key (a state's id or
     /// a programme goal's).
     pub overdue_deadlines: BTreeMap<String, u64>,
+    /// Documents by antivirus scan status (`pending`, `clean`, `infected`).
+    pub documents_by_scan: BTreeMap<String, u64>,
+    /// How long the oldest document waiting for its scan has waited; `None` when none waits. Growing means
+    /// the scanner is down or behind.
+    pub oldest_pending_scan_seconds: Option<f64>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -111,11 +117,45 @@ pub async fn read(db: &impl ConnectionTrait, now: DateTime<Utc>) -> StoreResult<
         .map(|r| (r.key, count(r.n)))
         .collect();
 
+    let by_scan = Query::select()
+        .expr_as(Expr::col(documents::Column::ScanStatus), Alias::new("key"))
+        .expr_as(Func::count(Expr::val(1)), Alias::new("n"))
+        .from(documents::Entity)
+        .group_by_col(documents::Column::ScanStatus)
+        .to_owned();
+    let mut documents_by_scan: BTreeMap<String, u64> =
+        KeyCount::find_by_statement(backend.build(&by_scan))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.key, count(r.n)))
+            .collect();
+    for status in [ScanStatus::Pending, ScanStatus::Clean, ScanStatus::Infected] {
+        documents_by_scan
+            .entry(status.as_str().to_owned())
+            .or_default();
+    }
+    let oldest_scan = Query::select()
+        .expr_as(
+            Func::min(Expr::col(documents::Column::UploadedAt)),
+            Alias::new("oldest"),
+        )
+        .from(documents::Entity)
+        .and_where(Expr::col(documents::Column::ScanStatus).eq(ScanStatus::Pending.as_str()))
+        .to_owned();
+    let oldest_pending_scan_seconds = Oldest::find_by_statement(backend.build(&oldest_scan))
+        .one(db)
+        .await?
+        .and_then(|r| r.oldest)
+        .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+
     Ok(Gauges {
         projects,
         outbox,
         oldest_pending_mail_seconds,
         overdue_deadlines,
+        documents_by_scan,
+        oldest_pending_scan_seconds,
     })
 }
 

@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod projects;
 pub mod regions;
 pub mod reminders;
+pub mod scans;
 pub mod sessions;
 pub mod tokens;
 pub mod transfer;

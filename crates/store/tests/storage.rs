@@ -481,7 +481,16 @@ async fn upgrading_keeps_every_queued_look(db: &TestDb) {
         sea_orm::DbBackend::Postgres => ("$1", "$2"),
         _ => ("?", "?"),
     };
-    Migrator::down(store.db(), Some(1)).await.unwrap();
+    // Down to the schema before the queue of looks, past the migrations added since.
+    let steps = Migrator::migrations()
+        .iter()
+        .rev()
+        .position(|m| m.name() == "m20261201_000015_create_deadline_checks")
+        .expect("the queue's migration")
+        + 1;
+    Migrator::down(store.db(), Some(steps as u32))
+        .await
+        .unwrap();
     let row = store
         .db()
         .query_one(Statement::from_sql_and_values(

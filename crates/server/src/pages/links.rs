@@ -17,7 +17,7 @@ use super::session::read_form;
 use super::{Frame, Lang};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::routes::documents::{Evidence, checked_evidence};
+use crate::routes::documents::{Evidence, checked_evidence, settle_upload};
 
 /// What the page shows about the link's project, in the page's language.
 #[derive(Debug, Serialize)]
@@ -235,15 +235,14 @@ pub async fn submit(
             actor,
         )
         .await?;
-        Ok::<_, ApiError>(
-            state
-                .store()
-                .write(UseLink {
-                    link: link.clone(),
-                    document,
-                })
-                .await?,
-        )
+        let document = state
+            .store()
+            .write(UseLink {
+                link: link.clone(),
+                document,
+            })
+            .await?;
+        settle_upload(&state, document).await
     }
     .await;
     match outcome {
@@ -255,6 +254,7 @@ pub async fn submit(
                 "filename": document.filename,
                 "media_type": document.media_type,
                 "status": "pending",
+                "scan_status": document.scan_status,
             })),
         )
             .into_response(),

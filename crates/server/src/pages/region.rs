@@ -4,9 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use incubator_engine::model::FieldType;
 use incubator_engine::{CorrectionKind, FieldValue, FireRequest};
@@ -15,6 +14,7 @@ use incubator_store::documents::{self as documents_repo, ReviewDecision, ReviewD
 use incubator_store::entities::workflow_versions;
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::{self, CreateProject, FireTransition, status_name};
+use incubator_store::scans::ScanStatus;
 use incubator_store::{events, users as users_repo};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ use crate::access::{Caller, Role, visible_document};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::routes::documents::{
-    Evidence, content_disposition, correction_request, parse_day, store_evidence,
+    Evidence, correction_request, parse_day, serve_document, store_evidence,
 };
 
 #[derive(Serialize)]
@@ -137,7 +137,11 @@ struct DocumentRow {
     /// `pending`, `accepted`, `rejected` or `correction_requested`.
     status: String,
     comment: Option<String>,
-    href: String,
+    /// Only for bytes the antivirus found clean: the others are never linked to.
+    href: Option<String>,
+    /// `pending` or `infected` while the antivirus withholds the bytes; unset once clean.
+    scan: Option<&'static str>,
+    /// Waits for review, and may be reviewed (its bytes are clean).
     pending: bool,
     /// `YYYY-MM-DD`: the last day the evidence is valid.
     expires_on: Option<String>,
@@ -294,6 +298,8 @@ async fn project_page(
             Some(r) => (r.decision, r.comment),
             None => ("pending".to_owned(), None),
         };
+        let scan = ScanStatus::of(&document)?;
+        let clean = scan == ScanStatus::Clean;
         by_requirement
             .entry(document.requirement.clone())
             .or_default()
@@ -302,10 +308,11 @@ async fn project_page(
                 filename: document.filename,
                 uploaded_on: project.local_date(document.uploaded_at).to_string(),
                 uploaded_by: actor_name(&names, &document.uploaded_by),
-                pending: status == "pending",
+                pending: status == "pending" && clean,
                 status,
                 comment,
-                href: format!("/documents/{}/content", document.id),
+                href: clean.then(|| format!("/documents/{}/content", document.id)),
+                scan: (!clean).then(|| scan.as_str()),
                 expires_on: document.expires_on.map(|d| d.to_string()),
             });
     }
@@ -894,31 +901,12 @@ pub async fn review(
     }
 }
 
-/// A document's bytes, as an attachment no browser renders in place.
+/// A document's bytes, as an attachment no browser renders in place, once the antivirus found them clean.
 pub async fn download(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
     let (document, _) = visible_document(&state, &viewer.caller, id).await?;
-    let bytes = state
-        .store()
-        .blobs()
-        .get(&document.sha256)
-        .await
-        .map_err(ApiError::internal)?;
-    let media_type = HeaderValue::from_str(&document.media_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let disposition = HeaderValue::from_str(&content_disposition(&document.filename))
-        .unwrap_or(HeaderValue::from_static("attachment"));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, media_type)
-        .header(header::CONTENT_DISPOSITION, disposition)
-        .header(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; sandbox",
-        )
-        .body(Body::from(bytes))
-        .map_err(|e| ApiError::internal(e).into())
+    Ok(serve_document(&state, document).await?)
 }

@@ -13,6 +13,7 @@ use incubator_store::documents::{
 use incubator_store::entities::documents as document_rows;
 use incubator_store::entities::projects;
 use incubator_store::projects::status_name;
+use incubator_store::scans::{ScanStatus, require_clean};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,8 +22,8 @@ use crate::access::{Caller, Role, visible_document, visible_project};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::openapi::{
-    BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
-    TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    BadRequestProblem, ConflictProblem, ForbiddenProblem, InternalProblem, NotFoundProblem,
+    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
 };
 use crate::sniff::{display_filename, sniff};
 
@@ -41,6 +42,17 @@ pub struct DocumentView {
     pub status: String,
     /// The reviewer's comment (the reason of a rejection, what a correction asks).
     pub review_comment: Option<String>,
+    /// The antivirus's word: `pending` (waiting for its scan: not served, not reviewable), `clean`
+    /// (served; also every document when no antivirus is configured) or `infected` (quarantined: never
+    /// served, never accepted).
+    #[schema(example = "clean")]
+    pub scan_status: String,
+    /// On an infected document: the signature it matched.
+    pub scan_signature: Option<String>,
+    /// While pending: why the last scan gave no verdict (the antivirus unreachable, …) and how many tries
+    /// were made. Shown to officers and admins only: it names the service's own infrastructure.
+    pub scan_error: Option<String>,
+    pub scan_attempts: Option<i32>,
     /// The last day the evidence is valid, if it expires.
     pub expires_on: Option<NaiveDate>,
     pub uploaded_by: String,
@@ -49,8 +61,11 @@ pub struct DocumentView {
 
 async fn document_view(
     state: &AppState,
+    caller: &Caller,
     document: document_rows::Model,
 ) -> Result<DocumentView, ApiError> {
+    let operator = matches!(caller.role, Role::Officer | Role::Admin);
+    let pending = ScanStatus::of(&document)? == ScanStatus::Pending;
     let review = documents::latest_review(state.store().db(), document.id).await?;
     let (status, review_comment) = match review {
         Some(r) => (r.decision, r.comment),
@@ -66,6 +81,10 @@ async fn document_view(
         sha256: document.sha256,
         status,
         review_comment,
+        scan_status: document.scan_status,
+        scan_signature: document.scan_signature,
+        scan_error: document.scan_error.filter(|_| operator && pending),
+        scan_attempts: (operator && pending).then_some(document.scan_attempts),
         expires_on: document.expires_on,
         uploaded_by: document.uploaded_by,
         uploaded_at: document.uploaded_at,
@@ -90,7 +109,9 @@ pub struct UploadForm {
 ///
 /// The kind is recognised from the bytes, never from the name or the claimed type: anything but PDF, ODT,
 /// ODS, DOCX, XLSX, PNG and JPEG, or a kind the requirement does not accept, is 415; a file over the limit is
-/// 413. The same bytes uploaded twice are stored once.
+/// 413. The same bytes uploaded twice are stored once. With an antivirus configured the document is
+/// `scan_status: pending` until scanned, and neither served nor reviewable before it is found `clean`;
+/// bytes found infected before are `infected` on arrival.
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{id}/documents",
@@ -159,7 +180,7 @@ pub async fn upload_document(
     let document = store_evidence(&state, &caller, &project, evidence).await?;
     Ok((
         StatusCode::CREATED,
-        Json(document_view(&state, document).await?),
+        Json(document_view(&state, &caller, document).await?),
     ))
 }
 
@@ -195,7 +216,24 @@ pub(crate) async fn store_evidence(
     evidence: Evidence,
 ) -> Result<document_rows::Model, ApiError> {
     let upload = checked_evidence(state, project, evidence, caller.actor_id()).await?;
-    Ok(state.store().write(upload).await?)
+    let document = state.store().write(upload).await?;
+    settle_upload(state, document).await
+}
+
+/// After an upload is recorded: bytes found infected before leave the blob store again at once.
+pub(crate) async fn settle_upload(
+    state: &AppState,
+    document: document_rows::Model,
+) -> Result<document_rows::Model, ApiError> {
+    if ScanStatus::of(&document)? == ScanStatus::Infected {
+        state
+            .store()
+            .blobs()
+            .quarantine(&document.sha256)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    Ok(document)
 }
 
 /// The checks of [`store_evidence`] and the durable bytes, as the unit that records the document.
@@ -296,6 +334,7 @@ pub(crate) async fn checked_evidence(
         size,
         sha256,
         expires_on,
+        awaits_scan: state.config().antivirus.is_some(),
         actor,
         now: state.programme_now(),
     })
@@ -321,7 +360,7 @@ pub async fn list_documents(
     visible_project(&state, &caller, id).await?;
     let mut views = Vec::new();
     for document in documents::list(state.store().db(), id).await? {
-        views.push(document_view(&state, document).await?);
+        views.push(document_view(&state, &caller, document).await?);
     }
     Ok(Json(views))
 }
@@ -332,6 +371,9 @@ pub async fn list_documents(
 pub struct Binary(#[allow(dead_code)] Vec<u8>);
 
 /// The document's bytes, as an attachment that no browser renders in place.
+///
+/// Only once the antivirus found them clean: a document waiting for its scan is 409
+/// `document-scan-pending` (try again shortly), an infected one 409 `document-infected` (never served).
 #[utoipa::path(
     get,
     path = "/api/v1/documents/{id}/content",
@@ -350,7 +392,8 @@ pub struct Binary(#[allow(dead_code)] Vec<u8>);
              (Binary = "image/jpeg"),
          ),
          headers(("content-disposition" = String, description = "attachment; filename=…"))),
-        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, ConflictProblem, TimeoutProblem,
+        InternalProblem,
     )
 )]
 pub async fn document_content(
@@ -359,6 +402,16 @@ pub async fn document_content(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let (document, _) = visible_document(&state, &caller, id).await?;
+    serve_document(&state, document).await
+}
+
+/// A document's bytes as an attachment (the API and the pages share it), once the antivirus found them
+/// clean.
+pub(crate) async fn serve_document(
+    state: &AppState,
+    document: document_rows::Model,
+) -> Result<Response, ApiError> {
+    require_clean(&document)?;
     let bytes = state
         .store()
         .blobs()
@@ -541,7 +594,8 @@ pub struct ReviewView {
 ///
 /// A rejection needs a comment. A correction request needs a comment, a `kind` and a `due_on` day after
 /// today; it sets a deadline `correction:<requirement>` with its own reminders, mails the council, and with
-/// `pause_stage_clock` pauses the stage's deadline until the region uploads a new document for it.
+/// `pause_stage_clock` pauses the stage's deadline until the region uploads a new document for it. A
+/// document the antivirus has not found clean is 409 (`document-scan-pending`, `document-infected`).
 #[utoipa::path(
     post,
     path = "/api/v1/documents/{id}/review",
@@ -551,8 +605,8 @@ pub struct ReviewView {
     request_body = ReviewRequest,
     responses(
         (status = 200, description = "The reviewed document", body = ReviewView),
-        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, ConflictProblem,
+        TooLargeProblem, UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
     )
 )]
 pub async fn review_document(
@@ -576,7 +630,7 @@ pub async fn review_document(
         })
         .await?;
     Ok(Json(ReviewView {
-        document: document_view(&state, document).await?,
+        document: document_view(&state, &caller, document).await?,
         requirement_status: status_name(status).to_owned(),
     }))
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of the helpers.
 
+pub mod clamd;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

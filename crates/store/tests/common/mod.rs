@@ -170,6 +170,7 @@ pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
             size,
             sha256,
             expires_on: None,
+            awaits_scan: false,
             actor: "user:2".into(),
             now: at(2021, 5, 1),
         })
