@@ -1380,7 +1380,6 @@ impl Access {
 /// visitors, the project's council, another region's council, an officer and an admin by its rule.
 async fn every_page_route_answers_every_role_by_its_rule(db: TestDb) {
     use Access::{F, H, L, U};
-    use sea_orm::ConnectionTrait;
     let app = common::spawn(db).await;
     let (cast, ours, _) = cast(&app).await;
     app.account(OTHER_COUNCIL, "council", Some("53")).await;
@@ -1426,27 +1425,13 @@ async fn every_page_route_answers_every_role_by_its_rule(db: TestDb) {
         )
         .await;
     assert_eq!(accepted.status(), StatusCode::OK);
-    let mail: i64 = app
-        .store
-        .db()
-        .query_one(sea_orm::Statement::from_string(
-            app.store.db().get_database_backend(),
-            "SELECT MIN(id) AS id FROM outbox",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "id")
-        .unwrap();
-    let stylesheet = Browser::new(&app)
-        .get("/login")
-        .await
-        .body
-        .split("rel=\"stylesheet\" href=\"/assets/")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let targets = Targets {
+        document: document.to_string(),
+        account: victim.id,
+        mail: first_mail(&app).await,
+        officer: cast.officer.id,
+        stylesheet: stylesheet_of(&app).await,
+    };
 
     // [anonymous, the project's council, another region's council, officer, admin]
     let rules: Vec<(&str, [Access; 5])> = vec![
@@ -1508,29 +1493,7 @@ async fn every_page_route_answers_every_role_by_its_rule(db: TestDb) {
     let order = [0, 2, 4, 1, 3];
     for (route, expected) in &rules {
         let (method, template) = route.split_once(' ').unwrap();
-        let id = if template.starts_with("/documents/") {
-            document.to_string()
-        } else if template.starts_with("/admin/accounts/") {
-            victim.id.to_string()
-        } else if template.starts_with("/admin/workflows/") {
-            "csirt-incubation".to_owned()
-        } else {
-            mail.to_string()
-        };
-        let path = template
-            .replace("{code}", "24")
-            .replace("{id}", &id)
-            .replace("{user}", &cast.officer.id.to_string())
-            .replace("{key}", "0123456789abcdef")
-            .replace(
-                "{file}",
-                if template.starts_with("/assets") {
-                    &stylesheet
-                } else {
-                    "24.ics"
-                },
-            )
-            .replace("{token}", "7.4102444800.forged");
+        let path = targets.path(template);
         for column in order {
             let version = app.project(&cast.officer, ours).await["version"]
                 .as_i64()
@@ -1628,6 +1591,214 @@ async fn every_page_route_answers_every_role_by_its_rule(db: TestDb) {
     app.stop().await;
 }
 
+/// The concrete address of a page route for the access and escaping tests: region 24, its document, an
+/// account, a mail, a forged feed key and link.
+struct Targets {
+    document: String,
+    account: i64,
+    mail: i64,
+    officer: i64,
+    stylesheet: String,
+}
+
+impl Targets {
+    fn path(&self, template: &str) -> String {
+        let id = if template.starts_with("/documents/") {
+            self.document.clone()
+        } else if template.starts_with("/admin/accounts/") {
+            self.account.to_string()
+        } else if template.starts_with("/admin/workflows/") {
+            "csirt-incubation".to_owned()
+        } else {
+            self.mail.to_string()
+        };
+        let file = if template.starts_with("/assets") {
+            self.stylesheet.as_str()
+        } else {
+            "24.ics"
+        };
+        template
+            .replace("{code}", "24")
+            .replace("{id}", &id)
+            .replace("{user}", &self.officer.to_string())
+            .replace("{key}", "0123456789abcdef")
+            .replace("{file}", file)
+            .replace("{token}", "7.4102444800.forged")
+    }
+}
+
+async fn first_mail(app: &TestApp) -> i64 {
+    use sea_orm::ConnectionTrait;
+    app.store
+        .db()
+        .query_one(sea_orm::Statement::from_string(
+            app.store.db().get_database_backend(),
+            "SELECT MIN(id) AS id FROM outbox",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap()
+}
+
+async fn stylesheet_of(app: &TestApp) -> String {
+    Browser::new(app)
+        .get("/login")
+        .await
+        .body
+        .split("rel=\"stylesheet\" href=\"/assets/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// Text a user may type anywhere, written to break out of HTML text, attributes and scripts.
+const HOSTILE: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'><b>gras</b>";
+
+/// Every page (every GET route of the router's list, as every signed-in role, in both languages) shows
+/// what users typed escaped: hostile text put in every field a user fills — a project field, a transition
+/// comment, an uploaded file's name, a review comment, a session's name, an account's name — never comes out
+/// as markup.
+async fn hostile_text_is_escaped_on_every_page(db: TestDb) {
+    let app = common::spawn(db).await;
+    let (cast, ours, _) = cast(&app).await;
+    let patched = app
+        .send_json(
+            reqwest::Method::PATCH,
+            &cast.council,
+            &format!("/api/v1/projects/{ours}/fields"),
+            &json!({"carrier_name": HOSTILE}),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let version = app.project(&cast.officer, ours).await["version"].clone();
+    let fired = app
+        .post(
+            &cast.council,
+            &format!("/api/v1/projects/{ours}/transitions"),
+            &json!({"transition": "express_interest", "expected_version": version, "comment": HOSTILE}),
+        )
+        .await;
+    assert_eq!(fired.status(), StatusCode::OK);
+    let part = reqwest::multipart::Part::bytes(pdf("hostile"))
+        .file_name(format!("{HOSTILE}.pdf"))
+        .mime_str("application/pdf")
+        .unwrap();
+    let uploaded = app
+        .http
+        .post(app.url(&format!("/api/v1/projects/{ours}/documents")))
+        .bearer_auth(&cast.council.token)
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("requirement", "regional_perimeter")
+                .part("file", part),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let document = uploaded.json::<Value>().await.unwrap()["id"].to_string();
+    let reviewed = app
+        .post(
+            &cast.officer,
+            &format!("/api/v1/documents/{document}/review"),
+            &json!({"decision": "rejected", "comment": HOSTILE}),
+        )
+        .await;
+    assert_eq!(reviewed.status(), StatusCode::OK);
+    let cohort: Value = app
+        .post(
+            &cast.officer,
+            "/api/v1/cohorts",
+            &json!({"name": HOSTILE, "starts_on": "2022-07-04"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let assigned = app
+        .send_json(
+            reqwest::Method::PUT,
+            &cast.officer,
+            &format!("/api/v1/projects/{ours}/cohort"),
+            &json!({"cohort_id": cohort["id"]}),
+        )
+        .await;
+    assert_eq!(assigned.status(), StatusCode::OK);
+    let mut admin = signed_in(&app, ADMIN).await;
+    let token = ok_page(&mut admin, "/admin/accounts").await.csrf();
+    let created = admin
+        .post(
+            "/admin/accounts",
+            &[
+                ("csrf_token", &token),
+                ("email", "hostile@anssi.example"),
+                ("name", HOSTILE),
+                ("role", "officer"),
+            ],
+        )
+        .await;
+    created.assert_html(StatusCode::OK);
+
+    let targets = Targets {
+        document,
+        account: cast.officer.id,
+        mail: first_mail(&app).await,
+        officer: cast.officer.id,
+        stylesheet: stylesheet_of(&app).await,
+    };
+    let escaped = "&lt;script&gt;alert(";
+    let mut seen_escaped = BTreeSet::new();
+    let mut browsers = vec![
+        signed_in(&app, COUNCIL).await,
+        signed_in(&app, OFFICER).await,
+        admin,
+    ];
+    for route in incubator_server::pages::routes() {
+        let Some(template) = route.strip_prefix("GET ") else {
+            continue;
+        };
+        let path = targets.path(template);
+        for browser in &mut browsers {
+            for lang in ["fr", "en"] {
+                let page = browser.get(&format!("{path}?lang={lang}")).await;
+                let html = page
+                    .headers
+                    .get("content-type")
+                    .is_some_and(|t| t.to_str().unwrap_or_default().starts_with("text/html"));
+                if !html {
+                    continue;
+                }
+                for raw in [
+                    "<script>alert",
+                    "<img src=x",
+                    "<b>gras</b>",
+                    "onerror=alert(1)>",
+                ] {
+                    assert!(
+                        !page.body.contains(raw),
+                        "{path} ({lang}) lets `{raw}` through:\n{}",
+                        page.body
+                    );
+                }
+                if page.body.contains(escaped) {
+                    seen_escaped.insert(template.to_owned());
+                }
+            }
+        }
+    }
+    // The typed text was shown (escaped) where users look for it: the checks above had text to check.
+    for template in ["/regions/{code}", "/cohorts", "/admin/accounts"] {
+        assert!(
+            seen_escaped.contains(template),
+            "{template} never showed the typed text: {seen_escaped:?}"
+        );
+    }
+    app.stop().await;
+}
+
 both_backends!(
     a_correction_and_an_expiry_show_on_the_region_page,
     sign_in_and_out,
@@ -1638,6 +1809,7 @@ both_backends!(
     administration,
     projects_migrate_from_the_workflows_page,
     every_page_route_answers_every_role_by_its_rule,
+    hostile_text_is_escaped_on_every_page,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
