@@ -9,29 +9,23 @@ pg_server="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 cargo build -q --release --bin incubator
 cargo build -q --release -p csirt-incubator --example load
 target="${CARGO_TARGET_DIR:-target}/release"
+incubator="$target/incubator"
+source examples/common/serve.sh
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
 
 run() { # backend database-url
-  local backend="$1" url="$2" work port
+  local backend="$1" url="$2" work
   work=$(mktemp -d)
-  mkdir -p "$work/workflows"
-  for n in 0 1 2 3; do
-    sed "s/^id: bench-loop$/id: bench-loop-$n/" examples/workflows/bench-loop.yaml > "$work/workflows/bench-loop-$n.yaml"
-  done
+  bench_loops "$work/workflows"
   export DATABASE_URL="$url"
   [ -n "$url" ] || unset DATABASE_URL
-  printf 'pluie fine sur la rade de brest' | "$target/incubator" --data-dir "$work/data" user add \
-    --email bench@bench.invalid --name Bench --role officer --password-stdin >/dev/null
-  port=$((20000 + RANDOM % 20000))
-  RUST_LOG=warn "$target/incubator" --data-dir "$work/data" serve --bind "127.0.0.1:$port" \
-    --workflows "$work/workflows" >/dev/null 2>"$work/serve.log" &
-  local pid=$!
-  for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+  add_user "$work/data" 'pluie fine sur la rade de brest' bench@bench.invalid officer
+  start_serve "$work/data" "$work/workflows" "$work/serve.log"
   echo "== $backend"
-  "$target/examples/load" --url "http://127.0.0.1:$port" --email bench@bench.invalid \
+  "$target/examples/load" --url "$SERVE_URL" --email bench@bench.invalid \
     --password 'pluie fine sur la rade de brest' --seconds "$seconds" \
     --database "${url:-sqlite://$work/data/incubator.sqlite3}"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
   rm -rf "$work"
 }
 

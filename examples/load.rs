@@ -15,14 +15,12 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+#[path = "common/api.rs"]
+mod api;
 #[path = "common/raw_commits.rs"]
 mod raw_commits;
 
-const REGIONS: [&str; 18] = [
-    "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84",
-    "93", "94",
-];
-const LOOPS: usize = 4;
+use api::{Project, percentile_ms};
 
 struct Args {
     url: String,
@@ -69,8 +67,8 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .build()?;
-    let token = sign_in(&http, &args).await?;
-    let projects = projects(&http, &args.url, &token).await?;
+    let token = api::sign_in(&http, &args.url, &args.email, &args.password).await?;
+    let projects = api::loop_projects(&http, &args.url, &token).await?;
     let db = sea_orm::Database::connect(&args.database).await?;
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
     println!(
@@ -107,78 +105,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-async fn sign_in(http: &reqwest::Client, args: &Args) -> anyhow::Result<String> {
-    let answer: Value = http
-        .post(format!("{}/api/v1/auth/token", args.url))
-        .json(&json!({ "email": args.email, "password": args.password }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(answer["token"]
-        .as_str()
-        .context("no token in the answer")?
-        .to_owned())
-}
-
-#[derive(Debug, Clone)]
-struct Project {
-    id: i64,
-    state: String,
-    version: i64,
-}
-
-/// One project per region and loop copy, created (and given the field its guard needs) when missing.
-async fn projects(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Vec<Project>> {
-    let mut out = Vec::new();
-    for n in 0..LOOPS {
-        let workflow = format!("bench-loop-{n}");
-        for region in REGIONS {
-            let created = http
-                .post(format!("{url}/api/v1/projects"))
-                .bearer_auth(token)
-                .json(&json!({ "region_code": region, "workflow": workflow }))
-                .send()
-                .await?;
-            let project: Value = if created.status().as_u16() == 409 {
-                let list: Value = http
-                    .get(format!(
-                        "{url}/api/v1/projects?region_code={region}&workflow={workflow}"
-                    ))
-                    .bearer_auth(token)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                list.as_array()
-                    .and_then(|a| a.first())
-                    .cloned()
-                    .context("project listed")?
-            } else {
-                created.error_for_status()?.json().await?
-            };
-            let id = project["id"].as_i64().context("project id")?;
-            let patched: Value = http
-                .patch(format!("{url}/api/v1/projects/{id}/fields"))
-                .bearer_auth(token)
-                .json(&json!({ "note": "bench" }))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            out.push(Project {
-                id,
-                state: patched["state"].as_str().context("state")?.to_owned(),
-                version: patched["version"].as_i64().context("version")?,
-            });
-        }
-    }
-    Ok(out)
 }
 
 async fn current(
@@ -239,7 +165,7 @@ async fn http_rate(
             let mut project = project;
             let mut mine = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let transition = if project.state == "a" { "to_b" } else { "to_a" };
+                let transition = project.next_transition();
                 let started = Instant::now();
                 let answer = http
                     .post(&url)
@@ -278,14 +204,10 @@ async fn http_rate(
     }
     let mut all = latencies.lock().await.clone();
     all.sort_unstable();
-    let percentile = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
     Ok(Run {
         rate: done.load(Ordering::Relaxed) as f64 / elapsed,
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
+        p50_ms: percentile_ms(&all, 0.50),
+        p99_ms: percentile_ms(&all, 0.99),
         errors: errors.load(Ordering::Relaxed),
     })
 }
