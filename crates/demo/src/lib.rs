@@ -541,6 +541,7 @@ impl Replay {
                 store
                     .write(ReviewDocument {
                         registry: store.workflows().clone(),
+                        project_id: waiting.project_id,
                         document_id: waiting.id,
                         decision: if *accept {
                             ReviewDecision::Accepted

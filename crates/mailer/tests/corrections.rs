@@ -52,9 +52,15 @@ async fn ask(
     comment: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<RequirementStatus, StoreError> {
+    let project_id = incubator_store::entities::documents::Entity::find_by_id(document)
+        .one(p.store.db())
+        .await?
+        .expect("document")
+        .project_id;
     p.store
         .write(ReviewDocument {
             registry: p.store.workflows().clone(),
+            project_id,
             document_id: document,
             decision,
             comment: comment.map(str::to_owned),

@@ -107,6 +107,7 @@ async fn milestones_arrive_once_in_french_to_the_right_people(db: &TestDb) {
     p.store
         .write(ReviewDocument {
             registry: p.store.workflows().clone(),
+            project_id: document.project_id,
             document_id: document.id,
             decision: ReviewDecision::Rejected,
             comment: Some("La délibération transmise n’est pas signée par le président.".into()),
@@ -440,6 +441,7 @@ async fn a_refused_or_stalling_recipient_neither_blocks_nor_duplicates_the_other
     p.store
         .write(ReviewDocument {
             registry: p.store.workflows().clone(),
+            project_id: document.project_id,
             document_id: document.id,
             decision: ReviewDecision::Rejected,
             comment: Some("Signature manquante.".into()),

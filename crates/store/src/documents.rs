@@ -218,6 +218,8 @@ pub(crate) async fn names_digest(db: &impl ConnectionTrait, sha256: &str) -> Sto
 #[derive(Debug)]
 pub struct ReviewDocument {
     pub registry: Arc<WorkflowRegistry>,
+    /// The document's project: reviews queue behind the project's other writes (the writer lane).
+    pub project_id: i64,
     pub document_id: i64,
     pub decision: ReviewDecision,
     pub comment: Option<String>,
@@ -229,11 +231,18 @@ pub struct ReviewDocument {
 impl UnitOfWork for ReviewDocument {
     type Output = RequirementStatus;
 
+    // Without it a review ran on another lane than an upload or a patch of the same project, and on
+    // PostgreSQL the two could take the same event number: one of them failed (found by the soak run).
+    fn project_id(&self) -> Option<i64> {
+        Some(self.project_id)
+    }
+
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<RequirementStatus> {
         let now = normalize(self.now);
         let document = documents::Entity::find_by_id(self.document_id)
             .one(txn)
             .await?
+            .filter(|d| d.project_id == self.project_id)
             .ok_or(StoreError::DocumentNotFound(self.document_id))?;
         // A decision needs the officer to have read the bytes: served only once scanned clean.
         require_clean(&document)?;

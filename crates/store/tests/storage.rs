@@ -528,6 +528,7 @@ async fn upgrading_keeps_every_queued_look(db: &TestDb) {
 }
 
 both_backends!(
+    reviews_and_patches_of_one_project_queue_instead_of_colliding,
     upgrading_keeps_every_queued_look,
     gauges_count_late_deadlines_and_waiting_mail,
     refusals_in_a_shared_batch_leave_the_others_committed,
@@ -631,4 +632,75 @@ async fn the_sweep_removes_only_old_files_no_row_names() {
         .unwrap();
     assert_eq!(removed, 0);
     assert!(stale_path.is_file());
+}
+
+/// Reviews, uploads and field patches carry no version: fired together at one project they must queue
+/// behind each other, every one committed with its own event (on PostgreSQL a review once ran beside a
+/// patch and the two took the same event number).
+async fn reviews_and_patches_of_one_project_queue_instead_of_colliding(db: &TestDb) {
+    use incubator_store::documents::{RecordDocument, ReviewDecision, ReviewDocument};
+    let store = db.store().await;
+    common::deploy_anssi(&store).await;
+    let id = common::create(&store, "11").await;
+    let mut documents = Vec::new();
+    for i in 0..20 {
+        let bytes = format!("%PDF-1.7 délibération {i}").into_bytes();
+        let size = bytes.len() as i64;
+        let sha256 = store.blobs().put(bytes).await.unwrap();
+        let doc = store
+            .write(RecordDocument {
+                registry: store.workflows().clone(),
+                project_id: id,
+                requirement: "regional_perimeter".into(),
+                filename: format!("deliberation-{i}.pdf"),
+                media_type: "application/pdf".into(),
+                size,
+                sha256,
+                expires_on: None,
+                awaits_scan: false,
+                actor: "user:2".into(),
+                now: common::at(2021, 5, 1),
+            })
+            .await
+            .unwrap();
+        documents.push(doc.id);
+    }
+    let before = events::list(store.db(), id).await.unwrap().len();
+    let mut writes = tokio::task::JoinSet::new();
+    for (i, document_id) in documents.into_iter().enumerate() {
+        let review = store.clone();
+        writes.spawn(async move {
+            review
+                .write(ReviewDocument {
+                    registry: review.workflows().clone(),
+                    project_id: id,
+                    document_id,
+                    decision: ReviewDecision::Rejected,
+                    comment: Some(format!("illisible ({i})")),
+                    actor: "user:1".into(),
+                    now: common::at(2021, 5, 2),
+                })
+                .await
+                .map(|_| ())
+        });
+        let patch = store.clone();
+        writes.spawn(async move {
+            patch
+                .write(PatchFields {
+                    registry: patch.workflows().clone(),
+                    project_id: id,
+                    patch: BTreeMap::from([("carrier_name".to_owned(), json!(format!("GIP {i}")))]),
+                    actor: "user:2".into(),
+                    now: common::at(2021, 5, 2),
+                })
+                .await
+                .map(|_| ())
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        done.unwrap().expect("every write commits");
+    }
+    let history = events::list(store.db(), id).await.unwrap();
+    assert_eq!(history.len(), before + 40);
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
 }

@@ -882,6 +882,7 @@ pub async fn review(
             .store()
             .write(ReviewDocument {
                 registry: state.store().workflows().clone(),
+                project_id: project.id,
                 document_id: id,
                 decision,
                 comment,

@@ -622,6 +622,7 @@ pub async fn review_document(
         .store()
         .write(ReviewDocument {
             registry: state.store().workflows().clone(),
+            project_id: document.project_id,
             document_id: id,
             decision,
             comment: review.comment,

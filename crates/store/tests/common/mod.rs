@@ -179,6 +179,7 @@ pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
     let status = store
         .write(ReviewDocument {
             registry: store.workflows().clone(),
+            project_id: doc.project_id,
             document_id: doc.id,
             decision: ReviewDecision::Accepted,
             comment: None,
