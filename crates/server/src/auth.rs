@@ -244,7 +244,7 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let digest = token_digest(token);
-        let (_, user) = tokens::authenticate(state.store().db(), &digest, Utc::now())
+        let user = tokens::authenticate(state.store().db(), &digest, Utc::now())
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         let role = Role::parse(&user.role).ok_or_else(|| {

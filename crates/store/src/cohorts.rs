@@ -14,7 +14,7 @@ use crate::committer::UnitOfWork;
 use crate::entities::{cohorts, projects};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
-use crate::projects::{bump, decision_view, find, instance_of, set_deadline};
+use crate::projects::{bump, decision_view_by_id, instance_of, set_deadline};
 use crate::workflows::WorkflowRegistry;
 
 #[derive(Debug)]
@@ -65,7 +65,7 @@ impl UnitOfWork for AssignCohort {
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
         let now = normalize(self.now);
-        let mut snap = decision_view(txn, find(txn, self.project_id).await?).await?;
+        let mut snap = decision_view_by_id(txn, self.project_id).await?;
         snap.cohort = match self.cohort_id {
             Some(id) => Some(get(txn, id).await?),
             None => None,

@@ -4,10 +4,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use incubator_migrations::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::pool::PoolOptions;
+use sea_orm::sqlx::postgres::PgConnectOptions;
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, RuntimeErr, TransactionTrait,
+    ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqlxPostgresConnector, SqlxSqliteConnector, TransactionTrait,
 };
 
 use crate::error::{StoreError, StoreResult};
@@ -73,25 +76,64 @@ pub async fn open(config: &DbConfig, data_dir: &Path) -> StoreResult<DatabaseCon
 }
 
 pub async fn connect(url: &str, config: &DbConfig) -> StoreResult<DatabaseConnection> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(config.max_connections)
-        .min_connections(1)
-        .acquire_timeout(config.acquire_timeout)
-        .connect_timeout(config.acquire_timeout)
-        .sqlx_logging(false);
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?
+            .disable_statement_logging();
+        let pool = pool_options(config)
+            .connect_with(options)
+            .await
+            .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?;
+        return Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool));
+    }
+    if !url.starts_with("sqlite:") {
+        // The URL may carry a password: it is not repeated here.
+        return Err(StoreError::Invalid(
+            "the database URL is neither postgres://… nor sqlite:…".into(),
+        ));
+    }
     let sync = match config.sqlite_sync {
         SqliteSync::Full => SqliteSynchronous::Full,
         SqliteSync::Normal => SqliteSynchronous::Normal,
     };
-    options.map_sqlx_sqlite_opts(move |o| {
-        o.journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .create_if_missing(true)
-    });
-    Ok(Database::connect(options).await?)
+    let options = url
+        .parse::<SqliteConnectOptions>()
+        .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?
+        .disable_statement_logging()
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(sync)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .create_if_missing(true);
+    let pool = pool_options(config)
+        .connect_with(options)
+        .await
+        .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?;
+    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+/// A connection that served a statement less than this long ago is handed out again without a ping.
+const TRUSTED_WHILE_BUSY: Duration = Duration::from_secs(1);
+
+/// The pool's settings. sqlx pings every connection it hands out, a round trip for each statement run
+/// outside a transaction; a connection used within the last second is trusted instead (sqlx pings it when
+/// it comes back to the pool, and a broken one is dropped there), so a busy service pays no extra round
+/// trips while one that sat idle, perhaps across a database restart, still checks before it trusts.
+fn pool_options<DB: sea_orm::sqlx::Database>(config: &DbConfig) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(1)
+        .acquire_timeout(config.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= TRUSTED_WHILE_BUSY {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Whether `error` says the database cannot be reached (refused or lost connection, no connection

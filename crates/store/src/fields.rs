@@ -13,7 +13,7 @@ use crate::committer::UnitOfWork;
 use crate::entities::projects;
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append};
-use crate::projects::{bump, decision_view, find};
+use crate::projects::{bump, decision_view_by_id};
 use crate::workflows::WorkflowRegistry;
 
 /// Sets (or, with `null`, clears) fields; every value is checked against the workflow's types first and
@@ -37,7 +37,7 @@ impl UnitOfWork for PatchFields {
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
         let now = normalize(self.now);
-        let snap = decision_view(txn, find(txn, self.project_id).await?).await?;
+        let snap = decision_view_by_id(txn, self.project_id).await?;
         let project = &snap.project;
         let workflow = self
             .registry

@@ -6,12 +6,13 @@
 //! the fan-out are still delivered as they were.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::sea_query::{Expr, Order, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, Statement, Value};
 use serde_json::{Value as Json, json};
 
 use crate::audit::normalize;
-use crate::entities::{projects, users};
-use crate::error::StoreResult;
+use crate::entities::{outbox, projects, users};
+use crate::error::{StoreError, StoreResult};
 
 pub const PENDING: &str = "pending";
 
@@ -45,7 +46,9 @@ pub(crate) fn addressees(users: &[users::Model]) -> Vec<Addressee> {
         .collect()
 }
 
-/// Queues one row per account that holds one of the given roles.
+/// Queues one row per account that holds one of the given roles, in one statement that reads the accounts
+/// itself (a transition's mail costs no round trip of its own). Each row's `recipients` is written as
+/// [`addressees`] writes it.
 pub async fn enqueue(
     txn: &impl ConnectionTrait,
     project: &projects::Model,
@@ -55,20 +58,58 @@ pub async fn enqueue(
     context: &Json,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let users = crate::projects::recipients(txn, &project.region_code, roles).await?;
-    let addressees = addressees(&users);
-    let context = context.to_string();
-    let rows: Vec<NewRow> = addressees
-        .iter()
-        .map(|addressee| NewRow {
-            project_id: Some(project.id),
-            event_seq,
-            template,
-            addressee,
-            context: &context,
-        })
-        .collect();
-    insert(txn, &rows, now).await
+    let Some(audience) = crate::projects::audience(&project.region_code, roles) else {
+        return Ok(());
+    };
+    let backend = txn.get_database_backend();
+    // Each string quoted by the database's JSON function, as serde_json quotes it.
+    let quote = match backend {
+        DbBackend::Postgres => "to_json",
+        _ => "json_quote",
+    };
+    let recipients = format!(
+        r#"'[{{"email":' || {quote}("users"."email") || ',"name":' || {quote}("users"."name") || '}}]'"#
+    );
+    let now = normalize(now);
+    let accounts = Query::select()
+        .expr(Expr::val(project.id))
+        .expr(Expr::val(event_seq))
+        .expr(Expr::val(template))
+        .column((users::Entity, users::Column::Lang))
+        .expr(Expr::cust(if backend == DbBackend::Postgres {
+            format!("({recipients})::text")
+        } else {
+            recipients
+        }))
+        .expr(Expr::val(context.to_string()))
+        .expr(Expr::val(PENDING))
+        .expr(Expr::val(0))
+        .expr(Expr::val(now))
+        .expr(Expr::val(now))
+        .from(users::Entity)
+        .cond_where(audience)
+        .and_where(users::Column::Disabled.eq(false))
+        .order_by((users::Entity, users::Column::Id), Order::Asc)
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(outbox::Entity)
+        .columns([
+            outbox::Column::ProjectId,
+            outbox::Column::EventSeq,
+            outbox::Column::Template,
+            outbox::Column::Lang,
+            outbox::Column::Recipients,
+            outbox::Column::Context,
+            outbox::Column::Status,
+            outbox::Column::Attempts,
+            outbox::Column::NextAttemptAt,
+            outbox::Column::CreatedAt,
+        ])
+        .select_from(accounts)
+        .map_err(|e| StoreError::Invalid(format!("outbox insert: {e}")))?
+        .to_owned();
+    txn.execute(backend.build(&insert)).await?;
+    Ok(())
 }
 
 /// Writes pending rows, due at `now`, in one statement whose text never changes: the rows travel as one

@@ -110,8 +110,9 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> StoreResult<projects::M
 }
 
 pub async fn snapshot(db: &impl ConnectionTrait, id: i64) -> StoreResult<Snapshot> {
-    let project = find(db, id).await?;
-    snapshot_of(db, project).await
+    let mut snap = decision_view_by_id(db, id).await?;
+    snap.deadlines = live_deadlines(db, id).await?;
+    Ok(snap)
 }
 
 pub async fn snapshot_of(
@@ -119,13 +120,21 @@ pub async fn snapshot_of(
     project: projects::Model,
 ) -> StoreResult<Snapshot> {
     let mut snap = decision_view(db, project).await?;
-    snap.deadlines = deadlines::Entity::find()
-        .filter(deadlines::Column::ProjectId.eq(snap.project.id))
+    snap.deadlines = live_deadlines(db, snap.project.id).await?;
+    Ok(snap)
+}
+
+/// The deadlines not cleared, soonest first.
+async fn live_deadlines(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> StoreResult<Vec<deadlines::Model>> {
+    Ok(deadlines::Entity::find()
+        .filter(deadlines::Column::ProjectId.eq(project_id))
         .filter(deadlines::Column::ClearedAt.is_null())
         .order_by_asc(deadlines::Column::DueAt)
         .all(db)
-        .await?;
-    Ok(snap)
+        .await?)
 }
 
 /// What a decision needs (facts, requirements, cohort) without the deadlines, which no decision reads.
@@ -133,9 +142,36 @@ pub(crate) async fn decision_view(
     db: &impl ConnectionTrait,
     project: projects::Model,
 ) -> StoreResult<Snapshot> {
+    let rows = requirements::Entity::find()
+        .filter(requirements::Column::ProjectId.eq(project.id))
+        .all(db)
+        .await?;
+    decision_view_with(db, project, rows).await
+}
+
+/// [`decision_view`] of the project `id`, its row and its requirements read in one statement: every
+/// write to a project starts here.
+pub(crate) async fn decision_view_by_id(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> StoreResult<Snapshot> {
+    let (project, rows) = projects::Entity::find_by_id(id)
+        .find_with_related(requirements::Entity)
+        .all(db)
+        .await?
+        .pop()
+        .ok_or(StoreError::ProjectNotFound(id))?;
+    decision_view_with(db, project, rows).await
+}
+
+async fn decision_view_with(
+    db: &impl ConnectionTrait,
+    project: projects::Model,
+    rows: Vec<requirements::Model>,
+) -> StoreResult<Snapshot> {
     let facts: Facts = serde_json::from_str(&project.facts)
         .map_err(|e| StoreError::Corrupt(format!("facts of project {}: {e}", project.id)))?;
-    let requirements = requirement_records(db, project.id).await?;
+    let requirements = requirement_records(db, rows).await?;
     let cohort = match project.cohort_id {
         Some(cohort_id) => cohorts::Entity::find_by_id(cohort_id).one(db).await?,
         None => None,
@@ -149,16 +185,12 @@ pub(crate) async fn decision_view(
     })
 }
 
-/// The project's requirements with the expiry of their accepted evidence and their open correction, in
-/// three statements whatever their number.
+/// The requirements' records with the expiry of their accepted evidence and their open correction, in
+/// at most two statements whatever their number.
 async fn requirement_records(
     db: &impl ConnectionTrait,
-    project_id: i64,
+    rows: Vec<requirements::Model>,
 ) -> StoreResult<BTreeMap<String, RequirementRecord>> {
-    let rows = requirements::Entity::find()
-        .filter(requirements::Column::ProjectId.eq(project_id))
-        .all(db)
-        .await?;
     let accepted: Vec<i64> = rows.iter().filter_map(|r| r.accepted_document_id).collect();
     let expiries: BTreeMap<i64, NaiveDate> = if accepted.is_empty() {
         BTreeMap::new()
@@ -500,8 +532,15 @@ impl UnitOfWork for FireTransition {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
+        Ok(self.fire(txn).await?.1)
+    }
+}
+
+impl FireTransition {
+    /// Fires and writes; returns what the decision was taken on and the project's new version.
+    async fn fire(&self, txn: &DatabaseTransaction) -> StoreResult<(Snapshot, i64)> {
         let now = normalize(self.now);
-        let snapshot = decision_view(txn, find(txn, self.project_id).await?).await?;
+        let snapshot = decision_view_by_id(txn, self.project_id).await?;
         let project = &snapshot.project;
         if project.version != self.expected_version {
             return Err(StoreError::Conflict {
@@ -520,14 +559,42 @@ impl UnitOfWork for FireTransition {
             Some(child) => json!({ "child_project_id": child }),
             None => json!({}),
         };
-        apply(
+        let version = apply(
             txn,
             &workflow,
             project,
             &decision,
             NewEvent::transition("transition", &decision, changes),
         )
-        .await
+        .await?;
+        Ok((snapshot, version))
+    }
+}
+
+/// Fires a transition and answers with the project as this same transaction leaves it: what the caller is
+/// shown is exactly what was committed, without reading the project again once the commit is done.
+#[derive(Debug)]
+pub struct FireTransitionAndRead(pub FireTransition);
+
+#[async_trait::async_trait]
+impl UnitOfWork for FireTransitionAndRead {
+    type Output = Snapshot;
+
+    fn project_id(&self) -> Option<i64> {
+        self.0.project_id()
+    }
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Snapshot> {
+        // A transition changes the project row and its deadlines; facts, requirements and cohort stay as
+        // the decision read them.
+        let (before, _) = self.0.fire(txn).await?;
+        let project = find(txn, self.0.project_id).await?;
+        let deadlines = live_deadlines(txn, project.id).await?;
+        Ok(Snapshot {
+            project,
+            deadlines,
+            ..before
+        })
     }
 }
 
@@ -678,10 +745,23 @@ pub(crate) async fn recipients(
     region_code: &str,
     roles: &[String],
 ) -> StoreResult<Vec<users::Model>> {
+    let Some(audience) = audience(region_code, roles) else {
+        return Ok(Vec::new());
+    };
+    Ok(users::Entity::find()
+        .filter(audience)
+        .filter(users::Column::Disabled.eq(false))
+        .order_by_asc(users::Column::Id)
+        .all(txn)
+        .await?)
+}
+
+/// Which accounts the roles name, disabled ones included; `None` when they name none.
+pub(crate) fn audience(region_code: &str, roles: &[String]) -> Option<sea_orm::Condition> {
     let council = roles.iter().any(|r| r == "council");
     let officer = roles.iter().any(|r| r == "officer");
     if !council && !officer {
-        return Ok(Vec::new());
+        return None;
     }
     let mut audience = sea_orm::Condition::any();
     if council {
@@ -694,10 +774,5 @@ pub(crate) async fn recipients(
     if officer {
         audience = audience.add(users::Column::Role.eq("officer"));
     }
-    Ok(users::Entity::find()
-        .filter(audience)
-        .filter(users::Column::Disabled.eq(false))
-        .order_by_asc(users::Column::Id)
-        .all(txn)
-        .await?)
+    Some(audience)
 }

@@ -527,8 +527,97 @@ async fn upgrading_keeps_every_queued_look(db: &TestDb) {
     );
 }
 
+/// A transition's mails go to the accounts its roles name, one row each, in each account's language, with
+/// the recipient written as JSON whatever the name holds; disabled accounts and other regions' councils get
+/// none.
+async fn transition_mails_reach_each_account_once(db: &TestDb) {
+    use incubator_store::entities::outbox;
+    use incubator_store::users::{NewUser, create as create_user};
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let account = |email: &str, name: &str, role: &str, region: Option<&str>, lang: &str| NewUser {
+        email: email.into(),
+        name: name.into(),
+        role: role.into(),
+        region_code: region.map(Into::into),
+        password_hash: "-".into(),
+        lang: lang.into(),
+    };
+    let accounts = [
+        account(
+            "o1@x.example",
+            "Zoé \"la\" Chargée \\ 東京",
+            "officer",
+            None,
+            "fr",
+        ),
+        account("o2@x.example", "Ann O'Fficer", "officer", None, "en"),
+        account("gone@x.example", "Disabled", "officer", None, "fr"),
+        account(
+            "c24@x.example",
+            "Conseil Dordogne",
+            "council",
+            Some("24"),
+            "fr",
+        ),
+        account(
+            "c53@x.example",
+            "Conseil Bretagne",
+            "council",
+            Some("53"),
+            "fr",
+        ),
+    ];
+    let mut users = Vec::new();
+    for new in accounts {
+        users.push(create_user(store.db(), new, at(2021, 1, 1)).await.unwrap());
+    }
+    incubator_store::account_admin::set_disabled(store.db(), users[2].id, true, at(2021, 1, 2))
+        .await
+        .unwrap();
+    let id = create(&store, "24").await;
+    fire(&store, id, "express_interest", council(), None)
+        .await
+        .expect("express interest");
+    fire(&store, id, "open_identification", officer(), None)
+        .await
+        .expect("open identification");
+    let rows = outbox::Entity::find()
+        .filter(outbox::Column::ProjectId.eq(id))
+        .all(store.db())
+        .await
+        .unwrap();
+    let row_for = |seq: i64| -> Vec<(String, String)> {
+        let mut rows: Vec<&outbox::Model> =
+            rows.iter().filter(|r| r.event_seq == Some(seq)).collect();
+        rows.sort_by_key(|r| r.id);
+        rows.iter()
+            .map(|r| (r.recipients.clone(), r.lang.clone()))
+            .collect()
+    };
+    let expected = |picked: &[usize]| -> Vec<(String, String)> {
+        picked
+            .iter()
+            .map(|&i| {
+                let u = &users[i];
+                let recipients = json!([{ "email": u.email, "name": u.name }]).to_string();
+                (recipients, u.lang.clone())
+            })
+            .collect()
+    };
+    // Event 2: `express_interest` mails the officers; event 3: `open_identification` the region's council
+    // and the officers, by account.
+    assert_eq!(row_for(2), expected(&[0, 1]));
+    assert_eq!(row_for(3), expected(&[0, 1, 3]));
+    assert!(
+        rows.iter()
+            .all(|r| r.status == "pending" && r.attempts == 0)
+    );
+}
+
 both_backends!(
     reviews_and_patches_of_one_project_queue_instead_of_colliding,
+    transition_mails_reach_each_account_once,
     upgrading_keeps_every_queued_look,
     gauges_count_late_deadlines_and_waiting_mail,
     refusals_in_a_shared_batch_leave_the_others_committed,

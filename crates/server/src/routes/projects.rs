@@ -12,7 +12,8 @@ use incubator_store::cohorts::AssignCohort;
 use incubator_store::events;
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::{
-    self, CreateProject, FireTransition, ProjectFilter, Snapshot, status_name,
+    self, CreateProject, FireTransition, FireTransitionAndRead, ProjectFilter, Snapshot,
+    status_name,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -478,9 +479,9 @@ pub async fn fire_transition(
     ApiJson(request): ApiJson<TransitionRequest>,
 ) -> Result<Json<ProjectView>, ApiError> {
     visible_project(&state, &caller, id).await?;
-    state
+    let snapshot = state
         .store()
-        .write(FireTransition {
+        .write(FireTransitionAndRead(FireTransition {
             registry: state.store().workflows().clone(),
             project_id: id,
             expected_version: request.expected_version,
@@ -490,9 +491,9 @@ pub async fn fire_transition(
             },
             actor: caller.actor(),
             now: state.programme_now(),
-        })
+        }))
         .await?;
-    Ok(Json(project_view(&state, &caller, id).await?))
+    Ok(Json(view_of(&state, &caller, snapshot).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

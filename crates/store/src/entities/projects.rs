@@ -25,6 +25,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::requirements::Entity")]
+    Requirements,
+}
+
+impl Related<super::requirements::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Requirements.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
