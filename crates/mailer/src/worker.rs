@@ -134,7 +134,11 @@ impl Worker {
             }
             match self.deliver(&row).await {
                 Ok(()) => {
-                    delivery::mark_sent(self.store.db(), row.id, Utc::now()).await?;
+                    let sent = delivery::MarkSent {
+                        id: row.id,
+                        now: Utc::now(),
+                    };
+                    self.store.write(sent).await?;
                     report.sent += 1;
                 }
                 Err(failure) => {

@@ -566,28 +566,21 @@ async fn an_expired_lease_is_claimed_again_and_sent_once(db: &TestDb) {
         .await;
     let queued = rows(&p).await.len();
     // A worker claims everything and dies before sending anything.
+    const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(8);
     let now = Utc::now();
-    let claimed = delivery::claim(
-        p.store.db(),
-        "crashed",
-        now,
-        now + chrono::Duration::seconds(1),
-        100,
-    )
-    .await
-    .unwrap();
+    let lease_ends =
+        tokio::time::Instant::now() + LEASE.to_std().unwrap() + Duration::from_millis(100);
+    // The lease outlasts the checks below even on a loaded machine (a one-second lease once expired
+    // before the next claim looked, and the test saw a legitimate reclaim as a double claim).
+    let claimed = delivery::claim(p.store.db(), "crashed", now, now + LEASE, 100)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), queued);
     assert!(
-        delivery::claim(
-            p.store.db(),
-            "other",
-            now,
-            now + chrono::Duration::seconds(1),
-            100
-        )
-        .await
-        .unwrap()
-        .is_empty()
+        delivery::claim(p.store.db(), "other", now, now + LEASE, 100)
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     let worker = worker(&p, db, Some(&sink));
@@ -596,7 +589,7 @@ async fn an_expired_lease_is_claimed_again_and_sent_once(db: &TestDb) {
         0,
         "a leased mail was claimed twice"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep_until(lease_ends).await;
     let report = worker.drain().await.unwrap();
     assert_eq!(report.sent, queued);
     let rows = rows(&p).await;

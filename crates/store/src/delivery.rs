@@ -7,11 +7,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::audit::normalize;
+use crate::committer::UnitOfWork;
 use crate::entities::outbox;
 use crate::error::StoreResult;
 use crate::outbox::PENDING;
@@ -89,6 +90,24 @@ pub async fn mark_sent(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// [`mark_sent`] as a unit of work, for a worker inside the service: the record joins the writer's next
+/// group commit instead of committing on its own (on SQLite, taking the write lock from the transitions'
+/// writer and flushing once more for every mail). The worker still waits for it before the next send.
+#[derive(Debug)]
+pub struct MarkSent {
+    pub id: i64,
+    pub now: DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for MarkSent {
+    type Output = bool;
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<bool> {
+        mark_sent(txn, self.id, self.now).await
+    }
 }
 
 /// A failed attempt that may succeed later: tried again at `next_attempt_at`, only if `worker` still holds
