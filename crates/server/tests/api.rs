@@ -2171,7 +2171,205 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
     app.stop().await;
 }
 
+/// Mass assignment: every JSON body the API takes (read from `/openapi.json`, so a new one cannot escape),
+/// sent valid but for one more member naming something the caller must not set (state, version, region,
+/// role, ids, a review status), is refused as a whole (422) and changes nothing.
+async fn mass_assignment_is_refused_on_every_body(db: TestDb) {
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let id = create_project(&app, &cast.officer, "24").await;
+    let uploaded = expect_ok(
+        app.upload(
+            &cast.council,
+            id,
+            "council_backed",
+            "deliberation.pdf",
+            "application/pdf",
+            pdf("d"),
+        )
+        .await,
+    )
+    .await;
+    let document = uploaded["id"].as_i64().unwrap();
+    let cohort = expect_ok(
+        app.post(
+            &cast.officer,
+            "/api/v1/cohorts",
+            &json!({"name": "Session 2022-1", "starts_on": "2022-01-03"}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let version = app.project(&cast.officer, id).await["version"].clone();
+    // Each body as a legitimate caller sends it: (route, caller, valid body).
+    let samples: Vec<(&str, &Account, Value)> = vec![
+        (
+            "POST /api/v1/auth/token",
+            &cast.officer,
+            json!({"email": "officer@anssi.example", "password": common::PASSWORD}),
+        ),
+        (
+            "PUT /api/v1/me/password",
+            &cast.officer,
+            json!({"current_password": common::PASSWORD, "new_password": "la marée monte sur le sillon de Talbert"}),
+        ),
+        (
+            "POST /api/v1/projects",
+            &cast.officer,
+            json!({"region_code": "11", "workflow": "csirt-incubation"}),
+        ),
+        (
+            "PATCH /api/v1/projects/{id}/fields",
+            &cast.council,
+            json!({"carrier_name": "GIP Cybersécurité"}),
+        ),
+        (
+            "POST /api/v1/projects/{id}/transitions",
+            &cast.council,
+            json!({"transition": "express_interest", "expected_version": version}),
+        ),
+        (
+            "PUT /api/v1/projects/{id}/cohort",
+            &cast.officer,
+            json!({"cohort_id": cohort}),
+        ),
+        (
+            "POST /api/v1/documents/{id}/review",
+            &cast.officer,
+            json!({"decision": "accepted"}),
+        ),
+        (
+            "POST /api/v1/projects/{id}/links",
+            &cast.officer,
+            json!({"email": "cert@parrain.example", "name": "CERT parrain", "role": "sponsor",
+                   "requirement": "first_sponsor_letter", "expires_in": "P14D"}),
+        ),
+        (
+            "POST /api/v1/projects/{id}/deadlines/{key}/pause",
+            &cast.officer,
+            json!({"reason": "en attente de la correction de la région"}),
+        ),
+        (
+            "POST /api/v1/projects/{id}/deadlines/{key}/resume",
+            &cast.officer,
+            json!({"reason": "correction reçue"}),
+        ),
+        (
+            "POST /api/v1/cohorts",
+            &cast.officer,
+            json!({"name": "Session 2023-1", "starts_on": "2023-01-09"}),
+        ),
+        (
+            "POST /api/v1/workflows/{id}/migrations",
+            &cast.admin,
+            json!({"to_version": 2, "dry_run": true}),
+        ),
+    ];
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let with_json_body: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, op)| !op["requestBody"]["content"]["application/json"].is_null())
+                .map(move |(method, _)| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let sampled: BTreeSet<String> = samples.iter().map(|(r, _, _)| (*r).to_owned()).collect();
+    assert_eq!(with_json_body, sampled, "every JSON body has its sample");
+
+    let intruders = [
+        ("state", json!("operational")),
+        ("version", json!(999)),
+        ("region_code", json!("53")),
+        ("role", json!("admin")),
+        ("id", json!(1)),
+        ("project_id", json!(1)),
+        ("status", json!("accepted")),
+    ];
+    let accounts_before = app
+        .get(&cast.admin, "/api/v1/accounts")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let projects_before = app
+        .get(&cast.officer, "/api/v1/projects")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let before = app.fingerprint(&cast.officer, id).await;
+    for (route, caller, body) in &samples {
+        let (method, template) = route.split_once(' ').unwrap();
+        let path = template
+            .replace("/projects/{id}", &format!("/projects/{id}"))
+            .replace("/documents/{id}", &format!("/documents/{document}"))
+            .replace("/workflows/{id}", "/workflows/csirt-incubation")
+            .replace("{key}", "invited");
+        for (key, value) in &intruders {
+            let mut sent = body.clone();
+            if sent.get(key).is_some() {
+                // The body's own member of that name (a link's `role`) is not an intruder.
+                continue;
+            }
+            sent[*key] = value.clone();
+            let status = app
+                .http
+                .request(method.parse().unwrap(), app.url(&path))
+                .bearer_auth(&caller.token)
+                .json(&sent)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{route} with `{key}` answered {status}"
+            );
+        }
+    }
+    assert_eq!(app.fingerprint(&cast.officer, id).await, before);
+    let after: Value = app
+        .get(&cast.admin, "/api/v1/accounts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after, accounts_before, "accounts unchanged");
+    let after: Value = app
+        .get(&cast.officer, "/api/v1/projects")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after, projects_before, "no project created");
+    let cohorts: Value = app
+        .get(&cast.officer, "/api/v1/cohorts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cohorts.as_array().unwrap().len(), 1, "no session created");
+    app.stop().await;
+}
+
 both_backends!(
+    mass_assignment_is_refused_on_every_body,
     every_route_answers_every_role_by_its_rule,
     owners_change_their_password_under_the_policy,
     corrections_and_expiring_evidence,

@@ -21,6 +21,7 @@ use crate::openapi::{
 use crate::password_policy;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
     #[schema(example = "officer@anssi.example")]
     pub email: String,

@@ -19,6 +19,7 @@ use crate::openapi::{
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewCohort {
     #[schema(example = "Session 2022-1")]
     pub name: String,

@@ -469,6 +469,7 @@ pub enum Decision {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     pub decision: Decision,
     /// Mandatory for a rejection or a correction request: what the region must fix.

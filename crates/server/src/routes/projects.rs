@@ -252,6 +252,7 @@ pub async fn project_view(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewProject {
     #[schema(example = "53")]
     pub region_code: String,
@@ -445,6 +446,7 @@ pub async fn patch_fields(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TransitionRequest {
     #[schema(example = "express_interest")]
     pub transition: String,
@@ -497,6 +499,7 @@ pub async fn fire_transition(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CohortAssignment {
     /// The session, or `null` to take the project out of its session.
     pub cohort_id: Option<i64>,
