@@ -24,8 +24,8 @@ fi
 if [ "$profile" = release ]; then
   cargo build -q --release -p csirt-incubator --bin incubator --example soak
 else
-  # Exactly what `.ci/test` builds, so that after it nothing is rebuilt.
-  cargo test -q --workspace --all-targets --no-run 2>/dev/null
+  # `cargo test --no-run` leaves examples under hashed names only: build the two binaries by name.
+  cargo build -q -p csirt-incubator --bin incubator --example soak
 fi
 target="${CARGO_TARGET_DIR:-target}/$([ "$profile" = release ] && echo release || echo debug)"
 incubator="$target/incubator"
