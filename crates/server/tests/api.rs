@@ -1924,15 +1924,10 @@ impl Access {
     }
 }
 
-/// Every route of the API (read from the OpenAPI document, which is built from the router's own route
-/// list, so a new route without a rule here fails this test) × every role × own or other region, each with a
-/// valid request: anonymous, the project's council, another region's council, an officer, an admin.
-async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
-    use Access::{Forbidden as F, Hidden as H, Let as L, Unauthenticated as U};
-    let app = common::spawn(db).await;
-    let cast = cast(&app).await;
-    let victim = app.account("victim@anssi.example", "officer", None).await;
-    let project = create_project(&app, &cast.officer, "24").await;
+/// Centre-Val de Loire's project with a deliberation its council uploaded, and an incubation session:
+/// what the route-walking tests address.
+async fn project_document_and_session(app: &TestApp, cast: &Cast) -> (i64, i64, i64) {
+    let project = create_project(app, &cast.officer, "24").await;
     let uploaded = expect_ok(
         app.upload(
             &cast.council,
@@ -1945,18 +1940,29 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
         .await,
     )
     .await;
-    let document = uploaded["id"].as_i64().unwrap();
     let cohort = expect_ok(
         app.post(
             &cast.officer,
             "/api/v1/cohorts",
-            &json!({"name": "Matrice", "starts_on": "2022-01-03"}),
+            &json!({"name": "Session 2022-1", "starts_on": "2022-01-03"}),
         )
         .await,
     )
     .await["id"]
         .as_i64()
         .unwrap();
+    (project, uploaded["id"].as_i64().unwrap(), cohort)
+}
+
+/// Every route of the API (read from the OpenAPI document, which is built from the router's own route
+/// list, so a new route without a rule here fails this test) × every role × own or other region, each with a
+/// valid request: anonymous, the project's council, another region's council, an officer, an admin.
+async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
+    use Access::{Forbidden as F, Hidden as H, Let as L, Unauthenticated as U};
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let victim = app.account("victim@anssi.example", "officer", None).await;
+    let (project, document, cohort) = project_document_and_session(&app, &cast).await;
     // An accepted document mails the council: a mail for the outbox routes.
     expect_ok(
         app.post(
@@ -2177,31 +2183,7 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
 async fn mass_assignment_is_refused_on_every_body(db: TestDb) {
     let app = common::spawn(db).await;
     let cast = cast(&app).await;
-    let id = create_project(&app, &cast.officer, "24").await;
-    let uploaded = expect_ok(
-        app.upload(
-            &cast.council,
-            id,
-            "council_backed",
-            "deliberation.pdf",
-            "application/pdf",
-            pdf("d"),
-        )
-        .await,
-    )
-    .await;
-    let document = uploaded["id"].as_i64().unwrap();
-    let cohort = expect_ok(
-        app.post(
-            &cast.officer,
-            "/api/v1/cohorts",
-            &json!({"name": "Session 2022-1", "starts_on": "2022-01-03"}),
-        )
-        .await,
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let (id, document, cohort) = project_document_and_session(&app, &cast).await;
     let version = app.project(&cast.officer, id).await["version"].clone();
     // Each body as a legitimate caller sends it: (route, caller, valid body).
     let samples: Vec<(&str, &Account, Value)> = vec![

@@ -180,7 +180,8 @@ pub async fn show(
     uri: Uri,
 ) -> Result<Response, PageError> {
     admin_only(&viewer)?;
-    let page = page(&state, lang, None, None, None).await?;
+    let names = region_names(&state).await?;
+    let page = page(&state, &names, lang, None, None, None).await?;
     render(
         &state,
         "workflows",
@@ -224,12 +225,13 @@ pub async fn submit(
         Err(error @ StoreError::MigrationRefused(_)) => (None, Some(refusal(error))),
         Err(error) => return Err(ApiError::from(error).into()),
     };
+    let names = region_names(&state).await?;
     let report = match report {
-        Some(report) => Some(report_view(&state, lang, report).await?),
+        Some(report) => Some(report_view(&state, &names, lang, report).await?),
         None => None,
     };
     let asked = (workflow_id, form);
-    let page = page(&state, lang, Some(&asked), report, refusal).await?;
+    let page = page(&state, &names, lang, Some(&asked), report, refusal).await?;
     render(
         &state,
         "workflows",
@@ -251,6 +253,7 @@ fn refusal(error: StoreError) -> RefusalView {
 
 async fn page(
     state: &AppState,
+    region_names: &BTreeMap<String, String>,
     lang: Lang,
     asked: Option<&(String, MigrationForm)>,
     report: Option<ReportView>,
@@ -258,7 +261,6 @@ async fn page(
 ) -> Result<WorkflowsPage, PageError> {
     let db = state.store().db();
     let registry = state.store().workflows();
-    let region_names = region_names(state).await?;
     let deployed = WorkflowRegistry::list(db).await?;
     let mut ids: Vec<&str> = deployed.iter().map(|v| v.id.as_str()).collect();
     ids.dedup();
@@ -282,7 +284,7 @@ async fn page(
             let workflow = registry.get(db, id, p.workflow_version).await?;
             choices.push(ProjectChoice {
                 id: p.id,
-                region: region_of(&region_names, &p.region_code),
+                region: region_of(region_names, &p.region_code),
                 version: p.workflow_version,
                 state: state_label(&workflow, &p.state, lang),
                 checked: form.is_some_and(|f| f.projects.contains(&p.id)),
@@ -336,12 +338,12 @@ fn state_label(workflow: &Workflow, state: &str, lang: Lang) -> String {
 
 async fn report_view(
     state: &AppState,
+    names: &BTreeMap<String, String>,
     lang: Lang,
     report: MigrationReport,
 ) -> Result<ReportView, PageError> {
     let db = state.store().db();
     let registry = state.store().workflows();
-    let names = region_names(state).await?;
     let target: Arc<Workflow> = registry
         .get(db, &report.workflow_id, report.to_version)
         .await?;
@@ -359,7 +361,7 @@ async fn report_view(
             .get(db, &plan.workflow_id, plan.from_version as i32)
             .await?;
         projects.push(ProjectReport {
-            region: region_of(&names, &migration.region_code),
+            region: region_of(names, &migration.region_code),
             from_version: plan.from_version,
             state_changes: plan.from_state != plan.to_state,
             from_state: state_label(&source, &plan.from_state, lang),
@@ -403,7 +405,7 @@ async fn report_view(
     let mut unchanged = Vec::new();
     for id in report.unchanged {
         let project = projects_repo::find(db, id).await?;
-        unchanged.push(region_of(&names, &project.region_code));
+        unchanged.push(region_of(names, &project.region_code));
     }
     Ok(ReportView {
         workflow_id: report.workflow_id,
