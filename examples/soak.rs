@@ -922,6 +922,24 @@ async fn sample_every_second(
     }
 }
 
+/// The least-squares slope of the samples' RSS over time.
+fn rss_slope_mib_per_min(samples: &[Sample]) -> f64 {
+    let n = samples.len().max(1) as f64;
+    let mean_t = samples.iter().map(|s| s.at).sum::<f64>() / n;
+    let mean_rss = mean_rss_kib(samples) / 1024.0;
+    let (mut covariance, mut variance) = (0.0, 0.0);
+    for s in samples {
+        let dt = s.at - mean_t;
+        covariance += dt * (s.rss_kib as f64 / 1024.0 - mean_rss);
+        variance += dt * dt;
+    }
+    if variance == 0.0 {
+        0.0
+    } else {
+        covariance / variance * 60.0
+    }
+}
+
 fn mean_rss_kib(samples: &[Sample]) -> f64 {
     samples.iter().map(|s| s.rss_kib as f64).sum::<f64>() / samples.len().max(1) as f64
 }
@@ -996,6 +1014,13 @@ fn judge(
         mean_rss_kib(last) / 1024.0,
         args.rss_bound_mib,
         args.rss_bound_mib * 1024.0 / requests_per_third
+    );
+    // A leak climbs at the same pace all along; caches filling up to their bounds climb slower and slower.
+    let thirds = [&loading[..third], middle, last]
+        .map(|part| format!("{:+.2}", rss_slope_mib_per_min(part)));
+    println!(
+        "server RSS trend by third: {} MiB per minute",
+        thirds.join(", ")
     );
     if growth_mib > args.rss_bound_mib {
         broken.push(format!(

@@ -60,7 +60,7 @@ for region in 01 02 03 04 06 11 24 27 28 32 44 52 53 75 76 84 93 94; do
 done
 INCUBATOR_MAIL__SMTP_URL="smtp://127.0.0.1:$smtp_port" start_serve "$work/data" "$work/workflows" "$work/serve.log"
 
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), shared with other builds; $profile build"
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg); $profile build"
 status=0
 "$target/examples/soak" --url "$SERVE_URL" --email officer@soak.invalid --password "$officer_password" \
   --council-password "$council_password" --pid "$SERVE_PID" --sink "$work/mails.jsonl" --csv "$csv" \

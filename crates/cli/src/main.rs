@@ -13,6 +13,11 @@ mod settings;
 mod user_cmd;
 mod workflow_cmd;
 
+// glibc's malloc gives each thread that allocates under contention an arena of its own and rarely returns
+// their memory: under a steady load the service's resident memory kept growing (docs/reliability.md, Soak).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "incubator",
