@@ -22,6 +22,10 @@ use incubator_store::projects::{CreateProject, FireTransition};
 use incubator_store::{DbConfig, SqliteSync, Store};
 use sea_orm::{ConnectionTrait, Database, Statement};
 
+// The service's allocator (crates/cli), so that the figures are those of what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A two-state loop with a guard, an email and a deadline on each side: every transition does the work a
 /// real one does (version check, event in the hash chain, deadlines cleared and set, outbox row).
 const LOOP_WORKFLOW: &str = include_str!("workflows/bench-loop.yaml");
