@@ -1391,20 +1391,40 @@ async fn client_address_and_metrics_token(db: TestDb) {
     app.stop().await;
 }
 
-/// Every documented operation is served, every served route is documented, and each operation documents
-/// its errors and its security.
-async fn openapi_is_complete_and_true(db: TestDb) {
-    let app = common::spawn(db).await;
-    let officer = app.account("officer@anssi.example", "officer", None).await;
-    let doc: Value = app
-        .http
+/// The OpenAPI document the service serves.
+async fn openapi_document(app: &TestApp) -> Value {
+    app.http
         .get(app.url("/openapi.json"))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The document's operations, each as `METHOD /path` with its operation object.
+fn operations(doc: &Value) -> impl Iterator<Item = (String, &Value)> {
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .iter()
+                .map(move |(method, operation)| {
+                    (format!("{} {path}", method.to_uppercase()), operation)
+                })
+        })
+}
+
+/// Every documented operation is served, every served route is documented, and each operation documents
+/// its errors and its security.
+async fn openapi_is_complete_and_true(db: TestDb) {
+    let app = common::spawn(db).await;
+    let officer = app.account("officer@anssi.example", "officer", None).await;
+    let doc = openapi_document(&app).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
@@ -2031,26 +2051,8 @@ async fn every_route_answers_every_role_by_its_rule(db: TestDb) {
         ("GET /openapi.json", [L, L, L, L, L]),
     ];
 
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let served: BTreeSet<String> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .map(move |method| format!("{} {path}", method.to_uppercase()))
-        })
-        .collect();
+    let doc = openapi_document(&app).await;
+    let served: BTreeSet<String> = operations(&doc).map(|(route, _)| route).collect();
     let ruled: BTreeSet<String> = rules.iter().map(|(route, _)| (*route).to_owned()).collect();
     assert_eq!(
         served, ruled,
@@ -2249,26 +2251,10 @@ async fn mass_assignment_is_refused_on_every_body(db: TestDb) {
             json!({"to_version": 2, "dry_run": true}),
         ),
     ];
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let with_json_body: BTreeSet<String> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .iter()
-                .filter(|(_, op)| !op["requestBody"]["content"]["application/json"].is_null())
-                .map(move |(method, _)| format!("{} {path}", method.to_uppercase()))
-        })
+    let doc = openapi_document(&app).await;
+    let with_json_body: BTreeSet<String> = operations(&doc)
+        .filter(|(_, op)| !op["requestBody"]["content"]["application/json"].is_null())
+        .map(|(route, _)| route)
         .collect();
     let sampled: BTreeSet<String> = samples.iter().map(|(r, _, _)| (*r).to_owned()).collect();
     assert_eq!(with_json_body, sampled, "every JSON body has its sample");
