@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use incubator_engine::Decision;
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QueryTrait, Set, Statement,
 };
 use serde_json::Value;
 
@@ -59,6 +60,19 @@ pub async fn append(
     event: NewEvent,
     at: DateTime<Utc>,
 ) -> StoreResult<(i64, String)> {
+    let (insert, seq, hash) = append_statement(txn.get_database_backend(), project, event, at);
+    txn.execute(insert).await?;
+    Ok((seq, hash))
+}
+
+/// [`append`]'s insert, for a caller that sends it with other writes; with the event's sequence number and
+/// hash.
+pub(crate) fn append_statement(
+    backend: DbBackend,
+    project: &projects::Model,
+    event: NewEvent,
+    at: DateTime<Utc>,
+) -> (Statement, i64, String) {
     let mut model = events::Model {
         id: 0,
         project_id: project.id,
@@ -76,7 +90,7 @@ pub async fn append(
     };
     model.hash = event_hash(&model);
     let (seq, hash) = (model.seq, model.hash.clone());
-    events::Entity::insert(events::ActiveModel {
+    let insert = events::Entity::insert(events::ActiveModel {
         id: NotSet,
         project_id: Set(model.project_id),
         seq: Set(model.seq),
@@ -91,9 +105,8 @@ pub async fn append(
         prev_hash: Set(model.prev_hash),
         hash: Set(model.hash),
     })
-    .exec_without_returning(txn)
-    .await?;
-    Ok((seq, hash))
+    .build(backend);
+    (insert, seq, hash)
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: i64) -> StoreResult<Vec<events::Model>> {

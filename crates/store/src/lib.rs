@@ -27,6 +27,7 @@ pub mod transfer;
 pub mod users;
 pub mod versions;
 pub mod workflows;
+mod writes;
 
 use std::path::Path;
 use std::sync::Arc;

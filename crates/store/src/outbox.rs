@@ -58,10 +58,28 @@ pub async fn enqueue(
     context: &Json,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let Some(audience) = crate::projects::audience(&project.region_code, roles) else {
-        return Ok(());
-    };
     let backend = txn.get_database_backend();
+    if let Some(insert) =
+        enqueue_statement(backend, project, event_seq, template, roles, context, now)?
+    {
+        txn.execute(insert).await?;
+    }
+    Ok(())
+}
+
+/// [`enqueue`]'s insert, for a caller that sends it with other writes; none when the roles name nobody.
+pub(crate) fn enqueue_statement(
+    backend: DbBackend,
+    project: &projects::Model,
+    event_seq: Option<i64>,
+    template: &str,
+    roles: &[String],
+    context: &Json,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Statement>> {
+    let Some(audience) = crate::projects::audience(&project.region_code, roles) else {
+        return Ok(None);
+    };
     // Each string quoted by the database's JSON function, as serde_json quotes it.
     let quote = match backend {
         DbBackend::Postgres => "to_json",
@@ -108,8 +126,7 @@ pub async fn enqueue(
         .select_from(accounts)
         .map_err(|e| StoreError::Invalid(format!("outbox insert: {e}")))?
         .to_owned();
-    txn.execute(backend.build(&insert)).await?;
-    Ok(())
+    Ok(Some(backend.build(&insert)))
 }
 
 /// Writes pending rows, due at `now`, in one statement whose text never changes: the rows travel as one

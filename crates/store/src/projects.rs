@@ -14,7 +14,7 @@ use incubator_engine::{
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, Set,
+    FromQueryResult, QueryFilter, QueryOrder, QueryResult, QueryTrait, Set, Statement,
 };
 use serde_json::json;
 
@@ -24,9 +24,10 @@ use crate::entities::{
     cohorts, deadlines, document_reviews, documents, projects, regions, requirements, users,
 };
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
+use crate::events::{NewEvent, append_statement};
 use crate::outbox;
 use crate::workflows::WorkflowRegistry;
+use crate::writes::Writes;
 
 /// A project as read in one consistent view: its row, typed facts, requirements, cohort and deadlines.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,12 +130,14 @@ async fn live_deadlines(
     db: &impl ConnectionTrait,
     project_id: i64,
 ) -> StoreResult<Vec<deadlines::Model>> {
-    Ok(deadlines::Entity::find()
+    Ok(live_deadlines_query(project_id).all(db).await?)
+}
+
+fn live_deadlines_query(project_id: i64) -> sea_orm::Select<deadlines::Entity> {
+    deadlines::Entity::find()
         .filter(deadlines::Column::ProjectId.eq(project_id))
         .filter(deadlines::Column::ClearedAt.is_null())
         .order_by_asc(deadlines::Column::DueAt)
-        .all(db)
-        .await?)
 }
 
 /// What a decision needs (facts, requirements, cohort) without the deadlines, which no decision reads.
@@ -532,13 +535,18 @@ impl UnitOfWork for FireTransition {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
-        Ok(self.fire(txn).await?.1)
+        Ok(self.fire(txn, false).await?.1.0.version)
     }
 }
 
 impl FireTransition {
-    /// Fires and writes; returns what the decision was taken on and the project's new version.
-    async fn fire(&self, txn: &DatabaseTransaction) -> StoreResult<(Snapshot, i64)> {
+    /// Fires and writes; returns what the decision was taken on, the project row as written and, when
+    /// `read_deadlines`, its live deadlines.
+    async fn fire(
+        &self,
+        txn: &DatabaseTransaction,
+        read_deadlines: bool,
+    ) -> StoreResult<(Snapshot, (projects::Model, Vec<deadlines::Model>))> {
         let now = normalize(self.now);
         let snapshot = decision_view_by_id(txn, self.project_id).await?;
         let project = &snapshot.project;
@@ -559,15 +567,16 @@ impl FireTransition {
             Some(child) => json!({ "child_project_id": child }),
             None => json!({}),
         };
-        let version = apply(
+        let written = apply_reading(
             txn,
             &workflow,
             project,
             &decision,
             NewEvent::transition("transition", &decision, changes),
+            read_deadlines,
         )
         .await?;
-        Ok((snapshot, version))
+        Ok((snapshot, written))
     }
 }
 
@@ -587,9 +596,7 @@ impl UnitOfWork for FireTransitionAndRead {
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Snapshot> {
         // A transition changes the project row and its deadlines; facts, requirements and cohort stay as
         // the decision read them.
-        let (before, _) = self.0.fire(txn).await?;
-        let project = find(txn, self.0.project_id).await?;
-        let deadlines = live_deadlines(txn, project.id).await?;
+        let (before, (project, deadlines)) = self.0.fire(txn, true).await?;
         Ok(Snapshot {
             project,
             deadlines,
@@ -607,24 +614,45 @@ pub(crate) async fn apply(
     decision: &Decision,
     event: NewEvent,
 ) -> StoreResult<i64> {
+    let (written, _) = apply_reading(txn, workflow, project, decision, event, false).await?;
+    Ok(written.version)
+}
+
+/// [`apply`], as one round of writes (see [`Writes`]); returns the project row they left and, when
+/// `read_deadlines`, its live deadlines, read by the same query.
+async fn apply_reading(
+    txn: &DatabaseTransaction,
+    workflow: &Workflow,
+    project: &projects::Model,
+    decision: &Decision,
+    event: NewEvent,
+    read_deadlines: bool,
+) -> StoreResult<(projects::Model, Vec<deadlines::Model>)> {
+    let backend = txn.get_database_backend();
     let at = normalize(decision.at);
-    let (seq, hash) = append(txn, project, event, at).await?;
-    let version = bump(txn, project, seq, &hash, |update| {
+    let (insert_event, seq, hash) = append_statement(backend, project, event, at);
+    let mut writes = Writes::guarded_by(bump_statement(backend, project, seq, &hash, |update| {
         update
             .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
             .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
-    })
-    .await?;
-    clear_deadlines(txn, project.id, &decision.clear_deadlines, at).await?;
+    }));
+    writes.push(insert_event);
+    if !decision.clear_deadlines.is_empty() {
+        writes.push(clear_deadlines_statement(
+            backend,
+            project.id,
+            &decision.clear_deadlines,
+            at,
+        ));
+    }
     for deadline in &decision.set_deadlines {
-        set_deadline(
-            txn,
+        set_deadline_statements(
+            &mut writes,
             project.id,
             &deadline.key,
             normalize(deadline.due_at),
             at,
-        )
-        .await?;
+        );
     }
     for email in &decision.emails {
         let context = json!({
@@ -639,18 +667,24 @@ pub(crate) async fn apply(
             "comment": decision.comment,
             "at": at,
         });
-        outbox::enqueue(
-            txn,
+        let roles = workflow.account_roles(&email.to_roles);
+        if let Some(insert) = outbox::enqueue_statement(
+            backend,
             project,
             Some(seq),
             &email.template,
-            &workflow.account_roles(&email.to_roles),
+            &roles,
             &context,
             at,
-        )
-        .await?;
+        )? {
+            writes.push(insert);
+        }
     }
-    Ok(version)
+    if read_deadlines {
+        writes.push(live_deadlines_query(project.id).build(backend));
+    }
+    let rows = writes.run(txn).await?;
+    written(txn, project, rows).await
 }
 
 /// Raises the project's version under the optimistic check, records the new chain head, and lets the caller
@@ -662,7 +696,19 @@ pub(crate) async fn bump(
     hash: &str,
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
 ) -> StoreResult<i64> {
-    let now = Utc::now();
+    let bump = bump_statement(txn.get_database_backend(), project, seq, hash, extra);
+    let rows = Writes::guarded_by(bump).run(txn).await?;
+    Ok(written(txn, project, rows).await?.0.version)
+}
+
+/// [`bump`]'s update, returning the row it leaves (none when the version check fails).
+fn bump_statement(
+    backend: sea_orm::DbBackend,
+    project: &projects::Model,
+    seq: i64,
+    hash: &str,
+    extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
+) -> Statement {
     let update = projects::Entity::update_many()
         .col_expr(projects::Column::Version, Expr::value(project.version + 1))
         .col_expr(projects::Column::LastEventSeq, Expr::value(seq))
@@ -670,20 +716,45 @@ pub(crate) async fn bump(
             projects::Column::LastEventHash,
             Expr::value(hash.to_owned()),
         )
-        .col_expr(projects::Column::UpdatedAt, Expr::value(normalize(now)))
+        .col_expr(
+            projects::Column::UpdatedAt,
+            Expr::value(normalize(Utc::now())),
+        )
         .filter(projects::Column::Id.eq(project.id))
         .filter(projects::Column::Version.eq(project.version));
-    let result = extra(update).exec(txn).await?;
-    if result.rows_affected != 1 {
-        // Another writer got there first (another replica on PostgreSQL): name the version it left.
-        let current = find(txn, project.id).await?.version;
-        return Err(StoreError::Conflict {
-            project_id: project.id,
-            expected: project.version,
-            current,
-        });
+    backend.build(extra(update).into_query().returning_all())
+}
+
+/// The project row a bump returned and the deadline rows read after it; a conflict when the version check
+/// found the row changed.
+async fn written(
+    txn: &DatabaseTransaction,
+    project: &projects::Model,
+    rows: Vec<QueryResult>,
+) -> StoreResult<(projects::Model, Vec<deadlines::Model>)> {
+    let mut bumped = None;
+    let mut live = Vec::new();
+    for row in rows {
+        // Only the project row has a `workflow_id`; every other row a transition's writes return is a
+        // deadline.
+        if row.try_get::<String>("", "workflow_id").is_ok() {
+            bumped = Some(projects::Model::from_query_result(&row, "")?);
+        } else {
+            live.push(deadlines::Model::from_query_result(&row, "")?);
+        }
     }
-    Ok(project.version + 1)
+    match bumped {
+        Some(bumped) => Ok((bumped, live)),
+        None => {
+            // Another writer got there first (another replica on PostgreSQL): name the version it left.
+            let current = find(txn, project.id).await?.version;
+            Err(StoreError::Conflict {
+                project_id: project.id,
+                expected: project.version,
+                current,
+            })
+        }
+    }
 }
 
 /// Clears the project's live deadlines among `keys`: the scheduler looks at them no more.
@@ -696,14 +767,24 @@ pub(crate) async fn clear_deadlines(
     if keys.is_empty() {
         return Ok(());
     }
+    let backend = txn.get_database_backend();
+    txn.execute(clear_deadlines_statement(backend, project_id, keys, at))
+        .await?;
+    Ok(())
+}
+
+fn clear_deadlines_statement(
+    backend: sea_orm::DbBackend,
+    project_id: i64,
+    keys: &[String],
+    at: DateTime<Utc>,
+) -> Statement {
     deadlines::Entity::update_many()
         .col_expr(deadlines::Column::ClearedAt, Expr::value(Some(at)))
         .filter(deadlines::Column::ProjectId.eq(project_id))
         .filter(deadlines::Column::Key.is_in(keys.iter().map(String::as_str)))
         .filter(deadlines::Column::ClearedAt.is_null())
-        .exec(txn)
-        .await?;
-    Ok(())
+        .build(backend)
 }
 
 pub(crate) async fn set_deadline(
@@ -713,29 +794,46 @@ pub(crate) async fn set_deadline(
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    deadlines::Entity::insert(deadlines::ActiveModel {
-        id: NotSet,
-        project_id: Set(project_id),
-        key: Set(key.to_owned()),
-        due_at: Set(due_at),
-        set_at: Set(now),
-        cleared_at: Set(None),
-        paused_at: Set(None),
-    })
-    .on_conflict(
-        OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
-            .update_columns([
-                deadlines::Column::DueAt,
-                deadlines::Column::SetAt,
-                deadlines::Column::ClearedAt,
-                deadlines::Column::PausedAt,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    // The scheduler looks at a new deadline at once and plans its next look itself.
-    crate::reminders::look_at(txn, project_id, key, now).await
+    let mut writes = Writes::unguarded(txn.get_database_backend());
+    set_deadline_statements(&mut writes, project_id, key, due_at, now);
+    writes.run(txn).await?;
+    Ok(())
+}
+
+/// [`set_deadline`]'s writes: the deadline, and the scheduler's first look at it (it plans the next itself).
+fn set_deadline_statements(
+    writes: &mut Writes,
+    project_id: i64,
+    key: &str,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) {
+    let backend = writes.backend();
+    writes.push(
+        deadlines::Entity::insert(deadlines::ActiveModel {
+            id: NotSet,
+            project_id: Set(project_id),
+            key: Set(key.to_owned()),
+            due_at: Set(due_at),
+            set_at: Set(now),
+            cleared_at: Set(None),
+            paused_at: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
+                .update_columns([
+                    deadlines::Column::DueAt,
+                    deadlines::Column::SetAt,
+                    deadlines::Column::ClearedAt,
+                    deadlines::Column::PausedAt,
+                ])
+                .to_owned(),
+        )
+        .build(backend),
+    );
+    writes.push(crate::reminders::look_at_statement(
+        backend, project_id, key, now,
+    ));
 }
 
 /// Accounts an email addressed to account roles (see `Workflow::account_roles`) reaches: the region's council

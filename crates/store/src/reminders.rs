@@ -21,6 +21,7 @@ use crate::audit::normalize;
 use crate::entities::reminders_sent;
 use crate::error::{StoreError, StoreResult};
 use crate::outbox::{self, Addressee, NewRow};
+use crate::writes::param;
 
 /// A deadline whose look has come (a row of the `deadline_checks` queue at or before the pass's `now`), with
 /// what the scheduler needs of its project. The queue is never searched by deadline, so a deadline cleared,
@@ -350,19 +351,34 @@ pub(crate) async fn look_at(
     key: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let backend = db.get_database_backend();
+    db.execute(look_at_statement(
+        db.get_database_backend(),
+        project_id,
+        key,
+        at,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`look_at`]'s insert, for a caller that sends it with other writes (its parameters are plain, see
+/// [`Writes`](crate::writes::Writes)).
+pub(crate) fn look_at_statement(
+    backend: DbBackend,
+    project_id: i64,
+    key: &str,
+    at: DateTime<Utc>,
+) -> Statement {
     let sql = format!(
         "INSERT INTO deadline_checks (next_check_at, deadline_id) \
          SELECT {}, id FROM deadlines WHERE project_id = {} AND key = {} AND cleared_at IS NULL \
          ON CONFLICT DO NOTHING",
-        placeholder(backend, 1),
-        placeholder(backend, 2),
-        placeholder(backend, 3)
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3)
     );
     let values: [Value; 3] = [normalize(at).into(), project_id.into(), key.into()];
-    db.execute(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    Ok(())
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// The looks queued for a deadline, earliest first: none when it waits for nothing (cleared, paused, or no
