@@ -637,13 +637,16 @@ async fn apply_reading(
             .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
     }));
     writes.push(insert_event);
-    if !decision.clear_deadlines.is_empty() {
-        writes.push(clear_deadlines_statement(
-            backend,
-            project.id,
-            &decision.clear_deadlines,
-            at,
-        ));
+    // A deadline set again needs no clearing first: its upsert replaces the row whole (and on PostgreSQL
+    // the writes are one statement, in which no row may change twice).
+    let clear: Vec<String> = decision
+        .clear_deadlines
+        .iter()
+        .filter(|key| !decision.set_deadlines.iter().any(|d| &d.key == *key))
+        .cloned()
+        .collect();
+    if !clear.is_empty() {
+        writes.push(clear_deadlines_statement(backend, project.id, &clear, at));
     }
     for deadline in &decision.set_deadlines {
         set_deadline_statements(
@@ -681,7 +684,7 @@ async fn apply_reading(
         }
     }
     if read_deadlines {
-        writes.push(live_deadlines_query(project.id).build(backend));
+        writes.read_after(live_deadlines_query(project.id).build(backend));
     }
     let rows = writes.run(txn).await?;
     written(txn, project, rows).await
@@ -809,30 +812,34 @@ fn set_deadline_statements(
     now: DateTime<Utc>,
 ) {
     let backend = writes.backend();
-    writes.push(
-        deadlines::Entity::insert(deadlines::ActiveModel {
-            id: NotSet,
-            project_id: Set(project_id),
-            key: Set(key.to_owned()),
-            due_at: Set(due_at),
-            set_at: Set(now),
-            cleared_at: Set(None),
-            paused_at: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
-                .update_columns([
-                    deadlines::Column::DueAt,
-                    deadlines::Column::SetAt,
-                    deadlines::Column::ClearedAt,
-                    deadlines::Column::PausedAt,
-                ])
-                .to_owned(),
-        )
-        .build(backend),
-    );
+    let mut upsert = deadlines::Entity::insert(deadlines::ActiveModel {
+        id: NotSet,
+        project_id: Set(project_id),
+        key: Set(key.to_owned()),
+        due_at: Set(due_at),
+        set_at: Set(now),
+        cleared_at: Set(None),
+        paused_at: Set(None),
+    })
+    .on_conflict(
+        OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
+            .update_columns([
+                deadlines::Column::DueAt,
+                deadlines::Column::SetAt,
+                deadlines::Column::ClearedAt,
+                deadlines::Column::PausedAt,
+            ])
+            .to_owned(),
+    )
+    .into_query();
+    if backend == sea_orm::DbBackend::Postgres {
+        // The look below reads the deadline from this statement's rows (see `Writes::rows_of_last`).
+        upsert.returning_all();
+    }
+    writes.push(backend.build(&upsert));
+    let deadlines = writes.rows_of_last("deadlines");
     writes.push(crate::reminders::look_at_statement(
-        backend, project_id, key, now,
+        backend, &deadlines, project_id, key, now,
     ));
 }
 

@@ -351,27 +351,25 @@ pub(crate) async fn look_at(
     key: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
-    db.execute(look_at_statement(
-        db.get_database_backend(),
-        project_id,
-        key,
-        at,
-    ))
-    .await?;
+    let backend = db.get_database_backend();
+    db.execute(look_at_statement(backend, "deadlines", project_id, key, at))
+        .await?;
     Ok(())
 }
 
 /// [`look_at`]'s insert, for a caller that sends it with other writes (its parameters are plain, see
-/// [`Writes`](crate::writes::Writes)).
+/// [`Writes`](crate::writes::Writes)), reading the deadline from `deadlines`: the table, or the rows an
+/// earlier write of the same statement returned.
 pub(crate) fn look_at_statement(
     backend: DbBackend,
+    deadlines: &str,
     project_id: i64,
     key: &str,
     at: DateTime<Utc>,
 ) -> Statement {
     let sql = format!(
         "INSERT INTO deadline_checks (next_check_at, deadline_id) \
-         SELECT {}, id FROM deadlines WHERE project_id = {} AND key = {} AND cleared_at IS NULL \
+         SELECT {}, id FROM {deadlines} WHERE project_id = {} AND key = {} AND cleared_at IS NULL \
          ON CONFLICT DO NOTHING",
         param(backend, 1),
         param(backend, 2),

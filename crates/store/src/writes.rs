@@ -1,31 +1,41 @@
-//! A unit's writes gathered, then sent together. On SQLite they travel as one multi-statement query: sqlx
-//! runs each SQLite connection on a thread of its own and every query is a message there and an answer
-//! back, so one query instead of six is most of what a transition costs the writer (BENCHMARKS.md).
-//! On PostgreSQL they run one after the other on the transaction's connection.
+//! A unit's writes gathered, then sent together: one query instead of one per statement. sqlx runs each
+//! SQLite connection on a thread of its own and every query is a message there and an answer back; on
+//! PostgreSQL every query is a round trip to the server. Either way the hops, not the statements' own work,
+//! were most of what a transition cost the writer (BENCHMARKS.md).
+//!
+//! - SQLite: the statements travel as one multi-statement query and run in order, each seeing the last.
+//! - PostgreSQL: the writes travel as one statement of data-modifying CTEs (`WITH w0 AS (…), w1 AS (…)`),
+//!   which all run on the snapshot the statement started from: a write that needs what an earlier one wrote
+//!   reads that one's returned rows ([`Writes::rows_of_last`]), and no two may change the same row. The
+//!   reads, which must see the writes, follow as queries of their own.
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Values};
 
 use crate::error::StoreResult;
 
-/// Statements to run in order inside the caller's transaction, the first of them a guard or not (an
-/// optimistic check returning one row when it holds).
+/// Statements to run in order inside the caller's transaction: writes, the first of them a guard or not (an
+/// optimistic check returning one row when it holds), then reads that see the writes.
 ///
 /// On SQLite every parameter must be a plain `?`: sqlx binds them across the statements of one query in
-/// order, while a numbered `?N` would name the N-th value of the whole query.
+/// order, while a numbered `?N` would name the N-th value of the whole query. On SQLite only the guard and
+/// the reads may return rows.
 #[derive(Debug)]
 pub(crate) struct Writes {
     backend: DbBackend,
-    statements: Vec<Statement>,
+    writes: Vec<Statement>,
+    reads: Vec<Statement>,
     guarded: bool,
 }
 
 impl Writes {
-    /// Starts with the guard: when it returns no row, nothing after it is needed (on SQLite the rest runs
-    /// all the same and is rolled back with the unit that fails on the missing row).
+    /// Starts with the guard, whose returned rows come first in [`Writes::run`]'s answer. When it returns
+    /// none the other writes are not needed; they may run all the same, and are rolled back with the unit
+    /// that fails on the missing row.
     pub(crate) fn guarded_by(guard: Statement) -> Self {
         Self {
             backend: guard.db_backend,
-            statements: vec![guard],
+            writes: vec![guard],
+            reads: Vec::new(),
             guarded: true,
         }
     }
@@ -33,7 +43,8 @@ impl Writes {
     pub(crate) fn unguarded(backend: DbBackend) -> Self {
         Self {
             backend,
-            statements: Vec::new(),
+            writes: Vec::new(),
+            reads: Vec::new(),
             guarded: false,
         }
     }
@@ -42,26 +53,47 @@ impl Writes {
         self.backend
     }
 
-    pub(crate) fn push(&mut self, statement: Statement) {
-        self.statements.push(statement);
+    pub(crate) fn push(&mut self, write: Statement) {
+        self.writes.push(write);
     }
 
-    /// Runs the statements; returns every row they returned, in order (none past a guard that failed).
+    /// A read that sees every write; its rows follow the guard's in [`Writes::run`]'s answer.
+    pub(crate) fn read_after(&mut self, read: Statement) {
+        self.reads.push(read);
+    }
+
+    /// Where the next write finds the rows of `table` the last write wrote: the table itself on SQLite,
+    /// the last write's returned rows on PostgreSQL (it must return them).
+    pub(crate) fn rows_of_last(&self, table: &str) -> String {
+        match (self.backend, self.writes.len().checked_sub(1)) {
+            (DbBackend::Postgres, Some(last)) => cte_name(last),
+            _ => table.to_owned(),
+        }
+    }
+
+    /// Runs the statements; returns the rows the guard returned (none when it failed), then the reads' rows.
     pub(crate) async fn run(self, txn: &impl ConnectionTrait) -> StoreResult<Vec<QueryResult>> {
-        if self.backend != DbBackend::Sqlite {
-            let mut rows = Vec::new();
-            for (i, statement) in self.statements.into_iter().enumerate() {
-                let returned = txn.query_all(statement).await?;
-                if self.guarded && i == 0 && returned.is_empty() {
-                    break;
-                }
-                rows.extend(returned);
-            }
+        if self.backend != DbBackend::Postgres {
+            return Ok(txn.query_all(self.into_one_query()).await?);
+        }
+        let mut rows = match combined_writes(self.writes, self.guarded) {
+            Some(writes) => txn.query_all(writes).await?,
+            None => Vec::new(),
+        };
+        if self.guarded && rows.is_empty() {
             return Ok(rows);
         }
+        for read in self.reads {
+            rows.extend(txn.query_all(read).await?);
+        }
+        Ok(rows)
+    }
+
+    /// SQLite: every statement, writes then reads, as one multi-statement query.
+    fn into_one_query(self) -> Statement {
         let mut sql = String::new();
         let mut values = Vec::new();
-        for statement in self.statements {
+        for statement in self.writes.into_iter().chain(self.reads) {
             debug_assert!(
                 !statement.sql.contains("?1"),
                 "numbered parameters cannot share a query"
@@ -70,9 +102,63 @@ impl Writes {
             sql.push_str(";\n");
             values.extend(statement.values.map(|v| v.0).unwrap_or_default());
         }
-        let query = Statement::from_sql_and_values(self.backend, sql, Values(values));
-        Ok(txn.query_all(query).await?)
+        Statement::from_sql_and_values(self.backend, sql, Values(values))
     }
+}
+
+fn cte_name(index: usize) -> String {
+    format!("w{index}")
+}
+
+/// PostgreSQL: the writes as one statement, each a CTE `wN` with its parameters renumbered after those of
+/// the CTEs before it; the statement returns the guard's rows, or none when unguarded.
+fn combined_writes(writes: Vec<Statement>, guarded: bool) -> Option<Statement> {
+    let backend = writes.first()?.db_backend;
+    let mut sql = String::from("WITH ");
+    let mut values = Vec::new();
+    for (index, write) in writes.into_iter().enumerate() {
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&cte_name(index));
+        sql.push_str(" AS (");
+        sql.push_str(&shift_parameters(&write.sql, values.len()));
+        sql.push(')');
+        values.extend(write.values.map(|v| v.0).unwrap_or_default());
+    }
+    sql.push_str(if guarded {
+        " SELECT * FROM w0"
+    } else {
+        " SELECT 1 LIMIT 0"
+    });
+    Some(Statement::from_sql_and_values(backend, sql, Values(values)))
+}
+
+/// `$n` becomes `$(n + by)` wherever it is a parameter: not inside a quoted string or identifier.
+fn shift_parameters(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = 0usize;
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + d as usize;
+                    chars.next();
+                }
+                out.push('$');
+                out.push_str(&(n + by).to_string());
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The `n`-th parameter of a statement of [`Writes`].
@@ -80,5 +166,41 @@ pub(crate) fn param(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_shift_outside_quotes_only() {
+        assert_eq!(
+            shift_parameters(r#"SELECT $1, '$2', "$3", $10 || '''$4'"#, 5),
+            r#"SELECT $6, '$2', "$3", $15 || '''$4'"#
+        );
+    }
+
+    #[test]
+    fn postgres_writes_become_ctes_returning_the_guard() {
+        let guard = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE t SET a = $1 WHERE id = $2 RETURNING *",
+            [1i64.into(), 2i64.into()],
+        );
+        let mut writes = Writes::guarded_by(guard);
+        writes.push(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO u (b) VALUES ($1) RETURNING *",
+            [3i64.into()],
+        ));
+        assert_eq!(writes.rows_of_last("u"), "w1");
+        let combined = combined_writes(writes.writes, true).unwrap();
+        assert_eq!(
+            combined.sql,
+            "WITH w0 AS (UPDATE t SET a = $1 WHERE id = $2 RETURNING *), \
+             w1 AS (INSERT INTO u (b) VALUES ($3) RETURNING *) SELECT * FROM w0"
+        );
+        assert_eq!(combined.values.unwrap().0.len(), 3);
     }
 }
