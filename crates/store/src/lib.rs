@@ -3,6 +3,7 @@
 
 pub mod account_admin;
 pub mod audit;
+mod batch;
 pub mod blobs;
 pub mod clocks;
 pub mod cohorts;
@@ -27,7 +28,6 @@ pub mod transfer;
 pub mod users;
 pub mod versions;
 pub mod workflows;
-mod writes;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -142,11 +142,13 @@ pub async fn resolve(
 
 /// A project's links, newest first.
 pub async fn list(db: &impl ConnectionTrait, project_id: i64) -> StoreResult<Vec<links::Model>> {
-    Ok(links::Entity::find()
+    Ok(list_query(project_id).all(db).await?)
+}
+
+pub(crate) fn list_query(project_id: i64) -> sea_orm::Select<links::Entity> {
+    links::Entity::find()
         .filter(links::Column::ProjectId.eq(project_id))
         .order_by_desc(links::Column::Id)
-        .all(db)
-        .await?)
 }
 
 /// The person a link is for, checked.

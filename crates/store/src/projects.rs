@@ -19,15 +19,15 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::audit::normalize;
+use crate::batch::Batch;
 use crate::committer::UnitOfWork;
 use crate::entities::{
-    cohorts, deadlines, document_reviews, documents, projects, regions, requirements, users,
+    cohorts, deadlines, document_reviews, documents, links, projects, regions, requirements, users,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append_statement};
 use crate::outbox;
 use crate::workflows::WorkflowRegistry;
-use crate::writes::Writes;
 
 /// A project as read in one consistent view: its row, typed facts, requirements, cohort and deadlines.
 #[derive(Debug, Clone, PartialEq)]
@@ -496,11 +496,55 @@ pub async fn children(
     db: &impl ConnectionTrait,
     parent_id: i64,
 ) -> StoreResult<Vec<projects::Model>> {
-    Ok(projects::Entity::find()
+    Ok(children_query(parent_id).all(db).await?)
+}
+
+fn children_query(parent_id: i64) -> sea_orm::Select<projects::Entity> {
+    projects::Entity::find()
         .filter(projects::Column::ParentProjectId.eq(parent_id))
         .order_by_asc(projects::Column::Id)
-        .all(db)
-        .await?)
+}
+
+/// What a project's view shows around it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Relatives {
+    /// The project whose transition started this one.
+    pub parent: Option<projects::Model>,
+    /// The projects this one's transitions started, oldest first.
+    pub children: Vec<projects::Model>,
+    /// Its signed links, newest first.
+    pub links: Vec<links::Model>,
+}
+
+/// A project's [`Relatives`], read together (one query on SQLite).
+pub async fn relatives(
+    db: &impl ConnectionTrait,
+    project: &projects::Model,
+) -> StoreResult<Relatives> {
+    let backend = db.get_database_backend();
+    let mut reads = Batch::unguarded(backend);
+    if let Some(parent_id) = project.parent_project_id {
+        reads.read_after(projects::Entity::find_by_id(parent_id).build(backend));
+    }
+    reads.read_after(children_query(project.id).build(backend));
+    reads.read_after(crate::links::list_query(project.id).build(backend));
+    let mut relatives = Relatives::default();
+    for row in reads.run(db).await? {
+        // Project rows have a `workflow_id`; links have none.
+        if row.try_get::<String>("", "workflow_id").is_err() {
+            relatives
+                .links
+                .push(links::Model::from_query_result(&row, "")?);
+            continue;
+        }
+        let relative = projects::Model::from_query_result(&row, "")?;
+        if Some(relative.id) == project.parent_project_id {
+            relatives.parent = Some(relative);
+        } else {
+            relatives.children.push(relative);
+        }
+    }
+    Ok(relatives)
 }
 
 /// What the engine decides on: the snapshot with its child workflow's completion.
@@ -605,7 +649,7 @@ impl UnitOfWork for FireTransitionAndRead {
     }
 }
 
-/// Writes a decision: the state change under the optimistic version check, the event, the deadlines and
+/// Batch a decision: the state change under the optimistic version check, the event, the deadlines and
 /// the emails. Returns the project's new version.
 pub(crate) async fn apply(
     txn: &DatabaseTransaction,
@@ -618,7 +662,7 @@ pub(crate) async fn apply(
     Ok(written.version)
 }
 
-/// [`apply`], as one round of writes (see [`Writes`]); returns the project row they left and, when
+/// [`apply`], as one round of writes (see [`Batch`]); returns the project row they left and, when
 /// `read_deadlines`, its live deadlines, read by the same query.
 async fn apply_reading(
     txn: &DatabaseTransaction,
@@ -631,7 +675,7 @@ async fn apply_reading(
     let backend = txn.get_database_backend();
     let at = normalize(decision.at);
     let (insert_event, seq, hash) = append_statement(backend, project, event, at);
-    let mut writes = Writes::guarded_by(bump_statement(backend, project, seq, &hash, |update| {
+    let mut writes = Batch::guarded_by(bump_statement(backend, project, seq, &hash, |update| {
         update
             .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
             .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
@@ -700,7 +744,7 @@ pub(crate) async fn bump(
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
 ) -> StoreResult<i64> {
     let bump = bump_statement(txn.get_database_backend(), project, seq, hash, extra);
-    let rows = Writes::guarded_by(bump).run(txn).await?;
+    let rows = Batch::guarded_by(bump).run(txn).await?;
     Ok(written(txn, project, rows).await?.0.version)
 }
 
@@ -797,7 +841,7 @@ pub(crate) async fn set_deadline(
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let mut writes = Writes::unguarded(txn.get_database_backend());
+    let mut writes = Batch::unguarded(txn.get_database_backend());
     set_deadline_statements(&mut writes, project_id, key, due_at, now);
     writes.run(txn).await?;
     Ok(())
@@ -805,7 +849,7 @@ pub(crate) async fn set_deadline(
 
 /// [`set_deadline`]'s writes: the deadline, and the scheduler's first look at it (it plans the next itself).
 fn set_deadline_statements(
-    writes: &mut Writes,
+    writes: &mut Batch,
     project_id: i64,
     key: &str,
     due_at: DateTime<Utc>,
@@ -833,7 +877,7 @@ fn set_deadline_statements(
     )
     .into_query();
     if backend == sea_orm::DbBackend::Postgres {
-        // The look below reads the deadline from this statement's rows (see `Writes::rows_of_last`).
+        // The look below reads the deadline from this statement's rows (see `Batch::rows_of_last`).
         upsert.returning_all();
     }
     writes.push(backend.build(&upsert));

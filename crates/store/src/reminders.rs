@@ -18,10 +18,10 @@ use sea_orm::{
 use serde_json::Value as Json;
 
 use crate::audit::normalize;
+use crate::batch::param;
 use crate::entities::reminders_sent;
 use crate::error::{StoreError, StoreResult};
 use crate::outbox::{self, Addressee, NewRow};
-use crate::writes::param;
 
 /// A deadline whose look has come (a row of the `deadline_checks` queue at or before the pass's `now`), with
 /// what the scheduler needs of its project. The queue is never searched by deadline, so a deadline cleared,
@@ -358,7 +358,7 @@ pub(crate) async fn look_at(
 }
 
 /// [`look_at`]'s insert, for a caller that sends it with other writes (its parameters are plain, see
-/// [`Writes`](crate::writes::Writes)), reading the deadline from `deadlines`: the table, or the rows an
+/// [`Batch`](crate::batch::Batch)), reading the deadline from `deadlines`: the table, or the rows an
 /// earlier write of the same statement returned.
 pub(crate) fn look_at_statement(
     backend: DbBackend,

@@ -236,7 +236,7 @@ impl UnitOfWork for MigrateProject {
     }
 }
 
-/// Writes one deadline change: cleared, set, or moved with its sent reminders carried over.
+/// Batch one deadline change: cleared, set, or moved with its sent reminders carried over.
 async fn apply_deadline(
     txn: &DatabaseTransaction,
     project_id: i64,

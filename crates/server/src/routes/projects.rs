@@ -206,18 +206,11 @@ pub async fn view_of(
             ))
         })
         .collect::<Result<_, ApiError>>()?;
-    let db = state.store().db();
-    let parent = match project.parent_project_id {
-        Some(parent_id) => Some(ProjectRef::from(&projects::find(db, parent_id).await?)),
-        None => None,
-    };
-    let children = projects::children(db, project.id)
-        .await?
-        .iter()
-        .map(ProjectRef::from)
-        .collect();
-    let links = incubator_store::links::list(db, project.id)
-        .await?
+    let relatives = projects::relatives(state.store().db(), project).await?;
+    let parent = relatives.parent.as_ref().map(ProjectRef::from);
+    let children = relatives.children.iter().map(ProjectRef::from).collect();
+    let links = relatives
+        .links
         .into_iter()
         .map(|l| LinkView::of(l, now))
         .collect();

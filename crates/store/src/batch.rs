@@ -1,13 +1,14 @@
-//! A unit's writes gathered, then sent together: one query instead of one per statement. sqlx runs each
-//! SQLite connection on a thread of its own and every query is a message there and an answer back; on
-//! PostgreSQL every query is a round trip to the server. Either way the hops, not the statements' own work,
-//! were most of what a transition cost the writer (BENCHMARKS.md).
+//! Statements gathered, then sent together: one query instead of one per statement (a unit's writes, the
+//! reads of one answer). sqlx runs each SQLite connection on a thread of its own and every query is a
+//! message there and an answer back; on PostgreSQL every query is a round trip to the server. Either way
+//! the hops, not the statements' own work, were most of what a transition cost the writer (BENCHMARKS.md).
 //!
 //! - SQLite: the statements travel as one multi-statement query and run in order, each seeing the last.
 //! - PostgreSQL: the writes travel as one statement of data-modifying CTEs (`WITH w0 AS (…), w1 AS (…)`),
 //!   which all run on the snapshot the statement started from: a write that needs what an earlier one wrote
-//!   reads that one's returned rows ([`Writes::rows_of_last`]), and no two may change the same row. The
-//!   reads, which must see the writes, follow as queries of their own.
+//!   reads that one's returned rows ([`Batch::rows_of_last`]), and no two may change the same row. The
+//!   reads, which must see the writes, follow as queries of their own: on PostgreSQL a batch of reads only
+//!   saves nothing.
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Values};
 
@@ -20,15 +21,15 @@ use crate::error::StoreResult;
 /// order, while a numbered `?N` would name the N-th value of the whole query. On SQLite only the guard and
 /// the reads may return rows.
 #[derive(Debug)]
-pub(crate) struct Writes {
+pub(crate) struct Batch {
     backend: DbBackend,
     writes: Vec<Statement>,
     reads: Vec<Statement>,
     guarded: bool,
 }
 
-impl Writes {
-    /// Starts with the guard, whose returned rows come first in [`Writes::run`]'s answer. When it returns
+impl Batch {
+    /// Starts with the guard, whose returned rows come first in [`Batch::run`]'s answer. When it returns
     /// none the other writes are not needed; they may run all the same, and are rolled back with the unit
     /// that fails on the missing row.
     pub(crate) fn guarded_by(guard: Statement) -> Self {
@@ -57,7 +58,7 @@ impl Writes {
         self.writes.push(write);
     }
 
-    /// A read that sees every write; its rows follow the guard's in [`Writes::run`]'s answer.
+    /// A read that sees every write; its rows follow the guard's in [`Batch::run`]'s answer.
     pub(crate) fn read_after(&mut self, read: Statement) {
         self.reads.push(read);
     }
@@ -161,7 +162,7 @@ fn shift_parameters(sql: &str, by: usize) -> String {
     out
 }
 
-/// The `n`-th parameter of a statement of [`Writes`].
+/// The `n`-th parameter of a statement of [`Batch`].
 pub(crate) fn param(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
@@ -188,7 +189,7 @@ mod tests {
             "UPDATE t SET a = $1 WHERE id = $2 RETURNING *",
             [1i64.into(), 2i64.into()],
         );
-        let mut writes = Writes::guarded_by(guard);
+        let mut writes = Batch::guarded_by(guard);
         writes.push(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "INSERT INTO u (b) VALUES ($1) RETURNING *",
