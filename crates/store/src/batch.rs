@@ -58,6 +58,26 @@ impl Batch {
         self.writes.push(write);
     }
 
+    /// A one-row `INSERT … VALUES (…)` that must not run when the guard fails. On SQLite the guard holds
+    /// the write lock the transaction took first, so it cannot fail there; on PostgreSQL another replica
+    /// may have moved the row, and this insert could then collide with that replica's (a unique key): it
+    /// becomes `INSERT … SELECT … WHERE EXISTS (the guard's rows)`, so the unit ends on the guard's answer.
+    pub(crate) fn push_if_guard_holds(&mut self, insert: Statement) {
+        debug_assert!(self.guarded, "there is no guard to hold");
+        if self.backend != DbBackend::Postgres {
+            return self.push(insert);
+        }
+        let sql = match insert.sql.split_once(" VALUES (") {
+            Some((head, row)) if row.ends_with(')') => format!(
+                "{head} SELECT {} WHERE EXISTS (SELECT 1 FROM {})",
+                &row[..row.len() - 1],
+                cte_name(0)
+            ),
+            _ => panic!("not a one-row INSERT … VALUES: {}", insert.sql),
+        };
+        self.push(Statement { sql, ..insert });
+    }
+
     /// A read that sees every write; its rows follow the guard's in [`Batch::run`]'s answer.
     pub(crate) fn read_after(&mut self, read: Statement) {
         self.reads.push(read);
@@ -96,8 +116,13 @@ impl Batch {
         let mut values = Vec::new();
         for statement in self.writes.into_iter().chain(self.reads) {
             debug_assert!(
-                !statement.sql.contains("?1"),
-                "numbered parameters cannot share a query"
+                !statement
+                    .sql
+                    .as_bytes()
+                    .windows(2)
+                    .any(|w| w[0] == b'?' && w[1].is_ascii_digit()),
+                "numbered parameters cannot share a query: {}",
+                statement.sql
             );
             sql.push_str(&statement.sql);
             sql.push_str(";\n");
@@ -195,13 +220,20 @@ mod tests {
             "INSERT INTO u (b) VALUES ($1) RETURNING *",
             [3i64.into()],
         ));
-        assert_eq!(writes.rows_of_last("u"), "w1");
+        writes.push_if_guard_holds(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"INSERT INTO "e" ("a", "b") VALUES ($1, $2)"#,
+            [4i64.into(), 5i64.into()],
+        ));
+        assert_eq!(writes.rows_of_last("u"), "w2");
         let combined = combined_writes(writes.writes, true).unwrap();
         assert_eq!(
             combined.sql,
             "WITH w0 AS (UPDATE t SET a = $1 WHERE id = $2 RETURNING *), \
-             w1 AS (INSERT INTO u (b) VALUES ($3) RETURNING *) SELECT * FROM w0"
+             w1 AS (INSERT INTO u (b) VALUES ($3) RETURNING *), \
+             w2 AS (INSERT INTO \"e\" (\"a\", \"b\") SELECT $4, $5 WHERE EXISTS (SELECT 1 FROM w0)) \
+             SELECT * FROM w0"
         );
-        assert_eq!(combined.values.unwrap().0.len(), 3);
+        assert_eq!(combined.values.unwrap().0.len(), 5);
     }
 }

@@ -16,8 +16,8 @@ use crate::audit::normalize;
 use crate::committer::UnitOfWork;
 use crate::entities::{deadlines, projects};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
-use crate::projects::{bump, find};
+use crate::events::NewEvent;
+use crate::projects::{find, record};
 use crate::reminders::sent_steps;
 use crate::versions::move_deadline;
 use crate::workflows::WorkflowRegistry;
@@ -198,8 +198,7 @@ pub(crate) async fn pause(
         .collect();
     let changes = json!({ "key": key, "due_at": deadline.due_at, "milestones": milestones });
     let event = NewEvent::other("deadline.paused", actor, Some(reason), changes);
-    let (seq, hash) = append(txn, project, event, now).await?;
-    let version = bump(txn, project, seq, &hash, |u| u).await?;
+    let (version, _) = record(txn, project, event, now, |u| u).await?;
     let paused_keys =
         std::iter::once(key.to_owned()).chain(milestones.iter().map(|m| m.key.clone()));
     deadlines::Entity::update_many()
@@ -298,8 +297,7 @@ pub(crate) async fn resume(
     }
     changes["milestones"] = json!(milestones);
     let event = NewEvent::other("deadline.resumed", actor, Some(reason), changes);
-    let (seq, hash) = append(txn, project, event, now).await?;
-    let version = bump(txn, project, seq, &hash, |u| u).await?;
+    let (version, _) = record(txn, project, event, now, |u| u).await?;
     move_deadline(
         txn,
         project.id,

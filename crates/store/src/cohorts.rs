@@ -13,8 +13,8 @@ use crate::audit::normalize;
 use crate::committer::UnitOfWork;
 use crate::entities::{cohorts, projects};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
-use crate::projects::{bump, decision_view_by_id, instance_of, set_deadline};
+use crate::events::NewEvent;
+use crate::projects::{decision_view_by_id, instance_of, record, set_deadline};
 use crate::workflows::WorkflowRegistry;
 
 #[derive(Debug)]
@@ -73,15 +73,9 @@ impl UnitOfWork for AssignCohort {
         let project = &snap.project;
         let changes =
             json!({ "cohort_id": self.cohort_id, "previous_cohort_id": project.cohort_id });
-        let (seq, hash) = append(
-            txn,
-            project,
-            NewEvent::other("cohort_assigned", &self.actor, None, changes),
-            now,
-        )
-        .await?;
+        let event = NewEvent::other("cohort_assigned", &self.actor, None, changes);
         let cohort_id = self.cohort_id;
-        let version = bump(txn, project, seq, &hash, |u| {
+        let (version, _) = record(txn, project, event, now, |u| {
             u.col_expr(projects::Column::CohortId, Expr::value(cohort_id))
         })
         .await?;

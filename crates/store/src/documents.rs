@@ -17,9 +17,10 @@ use crate::clocks::{live_deadline, pause, resume};
 use crate::committer::UnitOfWork;
 use crate::entities::{document_reviews, documents, projects, requirements};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
+use crate::events::NewEvent;
 use crate::projects::{
-    Correction, bump, clear_deadlines, correction_of, find, parse_status, set_deadline, status_name,
+    Correction, clear_deadlines, correction_of, find, parse_status, record, set_deadline,
+    status_name,
 };
 use crate::scans::{ScanStatus, infect, known_infection, require_clean};
 use crate::workflows::WorkflowRegistry;
@@ -171,14 +172,8 @@ pub(crate) async fn record_document(
     }
     // The correction's answer may have resumed a clock, which moved the project's chain on.
     let project = find(txn, project.id).await?;
-    let (seq, hash) = append(
-        txn,
-        &project,
-        NewEvent::other("document_uploaded", &upload.actor, None, changes),
-        now,
-    )
-    .await?;
-    bump(txn, &project, seq, &hash, |u| u).await?;
+    let event = NewEvent::other("document_uploaded", &upload.actor, None, changes);
+    record(txn, &project, event, now, |u| u).await?;
     let document = documents::Entity::find_by_id(inserted.last_insert_id)
         .one(txn)
         .await?
@@ -348,14 +343,8 @@ impl UnitOfWork for ReviewDocument {
         }
         // Closing a correction may have resumed a clock, which moved the project's chain on.
         let project = find(txn, project.id).await?;
-        let (seq, hash) = append(
-            txn,
-            &project,
-            NewEvent::other("document_reviewed", &self.actor, comment.clone(), changes),
-            now,
-        )
-        .await?;
-        bump(txn, &project, seq, &hash, |u| u).await?;
+        let event = NewEvent::other("document_reviewed", &self.actor, comment.clone(), changes);
+        let (_, seq) = record(txn, &project, event, now, |u| u).await?;
         let template = match self.decision {
             ReviewDecision::Accepted => "document_accepted",
             ReviewDecision::Rejected => "document_rejected",

@@ -12,7 +12,7 @@ use crate::audit::event_hash;
 use crate::entities::{events, projects};
 use crate::error::StoreResult;
 
-/// An event about to be appended; the chain fields are filled in by [`append`].
+/// An event about to be appended; the chain fields are filled in when its insert is built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub kind: String,
@@ -52,21 +52,8 @@ impl NewEvent {
     }
 }
 
-/// Appends an event to the project's chain; returns its sequence number and hash, which the caller stores
-/// on the project row in the same transaction (see `projects::bump`).
-pub async fn append(
-    txn: &impl ConnectionTrait,
-    project: &projects::Model,
-    event: NewEvent,
-    at: DateTime<Utc>,
-) -> StoreResult<(i64, String)> {
-    let (insert, seq, hash) = append_statement(txn.get_database_backend(), project, event, at);
-    txn.execute(insert).await?;
-    Ok((seq, hash))
-}
-
-/// [`append`]'s insert, for a caller that sends it with other writes; with the event's sequence number and
-/// hash.
+/// The insert appending an event to the project's chain, with the event's sequence number and hash, which
+/// the caller stores on the project row in the same transaction (see `projects::record`).
 pub(crate) fn append_statement(
     backend: DbBackend,
     project: &projects::Model,

@@ -12,8 +12,8 @@ use crate::audit::normalize;
 use crate::committer::UnitOfWork;
 use crate::entities::projects;
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
-use crate::projects::{bump, decision_view_by_id};
+use crate::events::NewEvent;
+use crate::projects::{decision_view_by_id, record};
 use crate::workflows::WorkflowRegistry;
 
 /// Sets (or, with `null`, clears) fields; every value is checked against the workflow's types first and
@@ -64,16 +64,11 @@ impl UnitOfWork for PatchFields {
         }
         let serialized =
             serde_json::to_string(&facts).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let (seq, hash) = append(
-            txn,
-            project,
-            NewEvent::other("fields_changed", &self.actor, None, Value::Object(changes)),
-            now,
-        )
-        .await?;
-        bump(txn, project, seq, &hash, |u| {
+        let event = NewEvent::other("fields_changed", &self.actor, None, Value::Object(changes));
+        let (version, _) = record(txn, project, event, now, |u| {
             u.col_expr(projects::Column::Facts, Expr::value(serialized))
         })
-        .await
+        .await?;
+        Ok(version)
     }
 }

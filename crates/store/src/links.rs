@@ -23,9 +23,9 @@ use crate::committer::UnitOfWork;
 use crate::documents::{RecordDocument, record_document};
 use crate::entities::{documents, links, service_secrets};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
+use crate::events::NewEvent;
 use crate::outbox::{self, Addressee, NewRow};
-use crate::projects::{bump, find};
+use crate::projects::{find, record};
 use crate::workflows::WorkflowRegistry;
 
 /// The `service_secrets` row holding the link signing key.
@@ -290,14 +290,8 @@ impl UnitOfWork for IssueLink {
         let changes = json!({ "link_id": link_id, "role": self.role, "requirement": self.requirement,
                               "email": self.holder.email, "name": self.holder.name,
                               "expires_at": expires_at });
-        let (seq, hash) = append(
-            txn,
-            &project,
-            NewEvent::other("link_issued", &self.actor, None, changes),
-            now,
-        )
-        .await?;
-        bump(txn, &project, seq, &hash, |u| u).await?;
+        let event = NewEvent::other("link_issued", &self.actor, None, changes);
+        let (_, seq) = record(txn, &project, event, now, |u| u).await?;
         // The token is not in the row: the mailer signs it again from the link when it writes the mail.
         let context = json!({
             "project_id": project.id, "region_code": project.region_code,
@@ -369,14 +363,8 @@ impl UnitOfWork for RevokeLink {
             return Err(refusal_now(txn, link.id, now).await);
         }
         let changes = json!({ "link_id": link.id, "email": link.email, "name": link.name });
-        let (seq, hash) = append(
-            txn,
-            &project,
-            NewEvent::other("link_revoked", &self.actor, None, changes),
-            now,
-        )
-        .await?;
-        bump(txn, &project, seq, &hash, |u| u).await?;
+        let event = NewEvent::other("link_revoked", &self.actor, None, changes);
+        record(txn, &project, event, now, |u| u).await?;
         links::Entity::find_by_id(link.id)
             .one(txn)
             .await?

@@ -674,13 +674,11 @@ async fn apply_reading(
 ) -> StoreResult<(projects::Model, Vec<deadlines::Model>)> {
     let backend = txn.get_database_backend();
     let at = normalize(decision.at);
-    let (insert_event, seq, hash) = append_statement(backend, project, event, at);
-    let mut writes = Batch::guarded_by(bump_statement(backend, project, seq, &hash, |update| {
+    let (mut writes, seq) = chained_writes(backend, project, event, at, |update| {
         update
             .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
             .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
-    }));
-    writes.push(insert_event);
+    });
     // A deadline set again needs no clearing first: its upsert replaces the row whole (and on PostgreSQL
     // the writes are one statement, in which no row may change twice).
     let clear: Vec<String> = decision
@@ -734,21 +732,38 @@ async fn apply_reading(
     written(txn, project, rows).await
 }
 
-/// Raises the project's version under the optimistic check, records the new chain head, and lets the caller
-/// add its own columns to the same statement.
-pub(crate) async fn bump(
+/// Appends `event` to the project's chain and raises its version under the optimistic check, in one round
+/// of writes; `extra` adds the caller's columns to the same update. Returns the new version and the event's
+/// sequence number.
+pub(crate) async fn record(
     txn: &DatabaseTransaction,
     project: &projects::Model,
-    seq: i64,
-    hash: &str,
+    event: NewEvent,
+    at: DateTime<Utc>,
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
-) -> StoreResult<i64> {
-    let bump = bump_statement(txn.get_database_backend(), project, seq, hash, extra);
-    let rows = Batch::guarded_by(bump).run(txn).await?;
-    Ok(written(txn, project, rows).await?.0.version)
+) -> StoreResult<(i64, i64)> {
+    let (writes, seq) = chained_writes(txn.get_database_backend(), project, event, at, extra);
+    let rows = writes.run(txn).await?;
+    Ok((written(txn, project, rows).await?.0.version, seq))
 }
 
-/// [`bump`]'s update, returning the row it leaves (none when the version check fails).
+/// The writes every change of a project starts with: the version bump under the optimistic check, which
+/// records the new chain head (the batch's guard), and the event, written only when the check holds.
+/// Returns them with the event's sequence number.
+fn chained_writes(
+    backend: sea_orm::DbBackend,
+    project: &projects::Model,
+    event: NewEvent,
+    at: DateTime<Utc>,
+    extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
+) -> (Batch, i64) {
+    let (insert_event, seq, hash) = append_statement(backend, project, event, at);
+    let mut writes = Batch::guarded_by(bump_statement(backend, project, seq, &hash, extra));
+    writes.push_if_guard_holds(insert_event);
+    (writes, seq)
+}
+
+/// The version bump of [`record`], returning the row it leaves (none when the version check fails).
 fn bump_statement(
     backend: sea_orm::DbBackend,
     project: &projects::Model,

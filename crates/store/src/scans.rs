@@ -20,8 +20,8 @@ use crate::committer::UnitOfWork;
 use crate::documents::set_requirement;
 use crate::entities::{documents, requirements};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
-use crate::projects::{bump, find};
+use crate::events::NewEvent;
+use crate::projects::{find, record};
 
 /// The actor the antivirus's audit events are recorded under.
 pub const SCANNER_ACTOR: &str = "antivirus";
@@ -256,13 +256,7 @@ pub(crate) async fn infect(
     let changes = json!({ "document_id": document.id, "requirement": document.requirement,
                           "sha256": document.sha256, "signature": signature,
                           "acceptance_withdrawn": accepted_on_it });
-    let (seq, hash) = append(
-        txn,
-        &project,
-        NewEvent::other("document_infected", SCANNER_ACTOR, None, changes),
-        now,
-    )
-    .await?;
-    bump(txn, &project, seq, &hash, |u| u).await?;
+    let event = NewEvent::other("document_infected", SCANNER_ACTOR, None, changes);
+    record(txn, &project, event, now, |u| u).await?;
     Ok(())
 }

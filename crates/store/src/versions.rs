@@ -18,8 +18,8 @@ use crate::audit::normalize;
 use crate::committer::UnitOfWork;
 use crate::entities::{deadlines, projects};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append};
-use crate::projects::{bump, instance_of, snapshot_of};
+use crate::events::NewEvent;
+use crate::projects::{instance_of, record, snapshot_of};
 use crate::reminders::{carry_sent, sent_steps};
 use crate::workflows::WorkflowRegistry;
 
@@ -218,8 +218,7 @@ impl UnitOfWork for MigrateProject {
             comment: None,
             changes,
         };
-        let (seq, hash) = append(txn, &project, event, now).await?;
-        bump(txn, &project, seq, &hash, |update| {
+        record(txn, &project, event, now, |update| {
             update
                 .col_expr(
                     projects::Column::WorkflowVersion,

@@ -177,11 +177,32 @@ async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
     let store = db.store().await;
     deploy_anssi(&store).await;
     let id = create(&store, "11").await;
-    let version = projects::find(store.db(), id).await.unwrap().version;
-    let store = Arc::new(store);
+    one_of_fifty_wins(&[Arc::new(store)], id).await;
+}
+
+/// Two replicas (each its own pool and writer) on one database: their writes meet in the database, not in
+/// one writer, and the loser still hears a conflict naming the current version.
+async fn two_replicas_at_one_version_one_wins(db: &TestDb) {
+    let first = db.store().await;
+    deploy_anssi(&first).await;
+    let second = db.store().await;
+    let mut ids = Vec::new();
+    for region in ["11", "24", "27", "28", "32"] {
+        ids.push(create(&first, region).await);
+    }
+    let replicas = [Arc::new(first), Arc::new(second)];
+    for id in ids {
+        one_of_fifty_wins(&replicas, id).await;
+    }
+}
+
+/// Fires one transition from fifty tasks at the project's current version, spread over the replicas:
+/// exactly one wins, the others get a conflict naming the new version, one event is recorded.
+async fn one_of_fifty_wins(replicas: &[Arc<Store>], id: i64) {
+    let version = projects::find(replicas[0].db(), id).await.unwrap().version;
     let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let store = store.clone();
+        .map(|n| {
+            let store = replicas[n % replicas.len()].clone();
             tokio::spawn(async move {
                 store
                     .write(FireTransition {
@@ -219,7 +240,7 @@ async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
         }
     }
     assert_eq!((won, conflicts), (1, 49));
-    let transitions = events::list(store.db(), id)
+    let transitions = events::list(replicas[0].db(), id)
         .await
         .unwrap()
         .into_iter()
@@ -624,6 +645,7 @@ both_backends!(
     drives_a_region_from_invited_to_operational,
     a_refused_transition_writes_nothing,
     fifty_writers_at_one_version_one_wins,
+    two_replicas_at_one_version_one_wins,
     tampering_is_detected_and_named,
     export_then_import_is_lossless,
     deploying_is_idempotent_and_versions_immutable,
