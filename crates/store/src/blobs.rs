@@ -51,7 +51,7 @@ impl BlobStore {
         Ok(self.root.join(&sha256[..2]).join(sha256))
     }
 
-    /// Batch the bytes durably before any row names them: temp file, fsync, rename, fsync of the folder.
+    /// Writes the bytes durably before any row names them: temp file, fsync, rename, fsync of the folder.
     /// A crash leaves at worst an unreferenced file, never a row without its file.
     pub async fn put(&self, bytes: Vec<u8>) -> StoreResult<String> {
         let sha256 = Self::sha256(&bytes);

@@ -129,7 +129,7 @@ pub(crate) fn enqueue_statement(
     Ok(Some(backend.build(&insert)))
 }
 
-/// Batch pending rows, due at `now`, in one statement whose text never changes: the rows travel as one
+/// Writes pending rows, due at `now`, in one statement whose text never changes: the rows travel as one
 /// JSON parameter, so the statement is prepared once per connection and no per-row values are bound.
 pub async fn insert(
     db: &impl ConnectionTrait,

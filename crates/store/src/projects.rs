@@ -649,7 +649,7 @@ impl UnitOfWork for FireTransitionAndRead {
     }
 }
 
-/// Batch a decision: the state change under the optimistic version check, the event, the deadlines and
+/// Writes a decision: the state change under the optimistic version check, the event, the deadlines and
 /// the emails. Returns the project's new version.
 pub(crate) async fn apply(
     txn: &DatabaseTransaction,

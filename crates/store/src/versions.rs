@@ -235,7 +235,7 @@ impl UnitOfWork for MigrateProject {
     }
 }
 
-/// Batch one deadline change: cleared, set, or moved with its sent reminders carried over.
+/// Writes one deadline change: cleared, set, or moved with its sent reminders carried over.
 async fn apply_deadline(
     txn: &DatabaseTransaction,
     project_id: i64,
