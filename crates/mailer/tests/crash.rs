@@ -20,8 +20,7 @@ use incubator_store::entities::{outbox, projects};
 use incubator_store::outbox::PENDING;
 use incubator_store::{DbConfig, Store, delivery};
 use sea_orm::{EntityTrait, TransactionTrait};
-use serde_json::json;
-use support::{SmtpSink, config, programme, templates};
+use support::{SmtpSink, config, programme, queue_officer_mail, templates};
 
 const MAILS: usize = 400;
 const LEASE: Duration = Duration::from_secs(2);
@@ -82,22 +81,7 @@ async fn a_killed_worker_loses_nothing_and_duplicates_at_most_the_mail_in_flight
         .unwrap();
     let txn = p.store.db().begin().await.unwrap();
     for n in 0..MAILS {
-        let context = json!({
-            "project_id": id, "region_code": "53", "workflow_id": "csirt-incubation", "workflow_version": 2,
-            "transition": "express_interest", "from_state": "invited", "to_state": "interest_expressed",
-            "actor": format!("user:{}", p.officer.id), "comment": format!("mail {n}"), "at": at(2021, 2, 1),
-        });
-        incubator_store::outbox::enqueue(
-            &txn,
-            &project,
-            None,
-            "stage_entered",
-            &["officer".into()],
-            &context,
-            at(2021, 2, 1),
-        )
-        .await
-        .unwrap();
+        queue_officer_mail(&txn, &project, &p.officer, n, at(2021, 2, 1)).await;
     }
     txn.commit().await.unwrap();
 

@@ -19,8 +19,7 @@ use incubator_store::entities::{outbox, projects, reminders_sent};
 use incubator_store::outbox::PENDING;
 use incubator_store::{DbConfig, Store, delivery};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
-use serde_json::json;
-use support::{SmtpSink, config, programme, templates};
+use support::{SmtpSink, config, programme, queue_officer_mail, templates};
 
 const MAILS: usize = 1000;
 const REGIONS: [&str; 18] = [
@@ -94,23 +93,7 @@ async fn two_replicas_deliver_everything_once(db: &TestDb) {
             .await
             .unwrap()
             .unwrap();
-        let context = json!({
-            "project_id": project.id, "region_code": project.region_code, "workflow_id": "csirt-incubation",
-            "workflow_version": project.workflow_version, "transition": "express_interest", "from_state": "invited",
-            "to_state": "interest_expressed", "actor": format!("user:{}", p.officer.id),
-            "comment": format!("mail {n}"), "at": at(2021, 2, 1),
-        });
-        incubator_store::outbox::enqueue(
-            &txn,
-            &project,
-            None,
-            "stage_entered",
-            &["officer".into()],
-            &context,
-            at(2021, 2, 1),
-        )
-        .await
-        .unwrap();
+        queue_officer_mail(&txn, &project, &p.officer, n, at(2021, 2, 1)).await;
     }
     txn.commit().await.unwrap();
 

@@ -361,16 +361,14 @@ impl UnitOfWork for ReviewDocument {
             context["due_on"] = json!(asked.due_on);
             context["stage_clock_paused"] = json!(asked.pause_stage_clock);
         }
-        crate::outbox::enqueue(
-            txn,
-            &project,
-            Some(seq),
+        let mail = crate::outbox::RoleMail {
+            project: &project,
+            event_seq: Some(seq),
             template,
-            &["council".to_owned()],
-            &context,
-            now,
-        )
-        .await?;
+            roles: &["council".to_owned()],
+            context: &context,
+        };
+        crate::outbox::enqueue(txn, mail, now).await?;
         if let Some(asked) = correction {
             let key = correction_key(&document.requirement);
             set_deadline(

@@ -51,32 +51,39 @@ pub(crate) fn addressees(users: &[users::Model]) -> Vec<Addressee> {
 /// [`addressees`] writes it.
 pub async fn enqueue(
     txn: &impl ConnectionTrait,
-    project: &projects::Model,
-    event_seq: Option<i64>,
-    template: &str,
-    roles: &[String],
-    context: &Json,
+    mail: RoleMail<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let backend = txn.get_database_backend();
-    if let Some(insert) =
-        enqueue_statement(backend, project, event_seq, template, roles, context, now)?
-    {
+    if let Some(insert) = enqueue_statement(txn.get_database_backend(), mail, now)? {
         txn.execute(insert).await?;
     }
     Ok(())
 }
 
+/// A mail for the accounts that hold some roles on a project's region.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleMail<'a> {
+    pub project: &'a projects::Model,
+    /// The event that sent it, if one.
+    pub event_seq: Option<i64>,
+    pub template: &'a str,
+    pub roles: &'a [String],
+    pub context: &'a Json,
+}
+
 /// [`enqueue`]'s insert, for a caller that sends it with other writes; none when the roles name nobody.
 pub(crate) fn enqueue_statement(
     backend: DbBackend,
-    project: &projects::Model,
-    event_seq: Option<i64>,
-    template: &str,
-    roles: &[String],
-    context: &Json,
+    mail: RoleMail<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Statement>> {
+    let RoleMail {
+        project,
+        event_seq,
+        template,
+        roles,
+        context,
+    } = mail;
     let Some(audience) = crate::projects::audience(&project.region_code, roles) else {
         return Ok(None);
     };

@@ -713,15 +713,14 @@ async fn apply_reading(
             "at": at,
         });
         let roles = workflow.account_roles(&email.to_roles);
-        if let Some(insert) = outbox::enqueue_statement(
-            backend,
+        let mail = outbox::RoleMail {
             project,
-            Some(seq),
-            &email.template,
-            &roles,
-            &context,
-            at,
-        )? {
+            event_seq: Some(seq),
+            template: &email.template,
+            roles: &roles,
+            context: &context,
+        };
+        if let Some(insert) = outbox::enqueue_statement(backend, mail, at)? {
             writes.push(insert);
         }
     }

@@ -175,3 +175,29 @@ impl Programme {
             .expect("fire transition");
     }
 }
+
+/// Queues mail `n` of a backlog of milestone mails for the officers, as a transition's handler queues it.
+pub async fn queue_officer_mail(
+    txn: &impl sea_orm::ConnectionTrait,
+    project: &incubator_store::entities::projects::Model,
+    officer: &users::Model,
+    n: usize,
+    at: DateTime<Utc>,
+) {
+    let context = serde_json::json!({
+        "project_id": project.id, "region_code": project.region_code, "workflow_id": "csirt-incubation",
+        "workflow_version": project.workflow_version, "transition": "express_interest", "from_state": "invited",
+        "to_state": "interest_expressed", "actor": format!("user:{}", officer.id),
+        "comment": format!("mail {n}"), "at": at,
+    });
+    let mail = incubator_store::outbox::RoleMail {
+        project,
+        event_seq: None,
+        template: "stage_entered",
+        roles: &["officer".into()],
+        context: &context,
+    };
+    incubator_store::outbox::enqueue(txn, mail, at)
+        .await
+        .unwrap();
+}
