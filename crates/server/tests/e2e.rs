@@ -29,13 +29,16 @@ async fn assert_clean_console(browser: &Session, step: &str) {
     );
 }
 
-async fn sign_in(browser: &Session, app: &TestApp, email: &str) {
-    browser.goto(&app.url("/login")).await;
+async fn sign_in(browser: &Session, base: &str, email: &str, password: &str) {
+    browser.goto(&format!("{base}/login")).await;
     let field = browser.find("#email").await;
     browser.type_text(&field, email).await;
     let field = browser.find("#password").await;
-    browser.type_text(&field, PASSWORD).await;
+    browser.type_text(&field, password).await;
     browser.click(&browser.find("#sign-in").await).await;
+    // Only a signed-in page has the sign-out button: waiting for it keeps the next navigation from
+    // racing the sign-in's own request.
+    browser.find("#logout").await;
 }
 
 async fn sign_out(browser: &Session) {
@@ -89,7 +92,13 @@ async fn council_uploads_officer_accepts_and_the_map_moves() {
     );
 
     // The council signs in and lands on its own region, the only one it sees.
-    sign_in(&browser, &app, "csirt@centrevaldeloire.example").await;
+    sign_in(
+        &browser,
+        &app.base,
+        "csirt@centrevaldeloire.example",
+        PASSWORD,
+    )
+    .await;
     browser.wait_for_url("/regions/24").await;
     assert_clean_console(&browser, "the council's sign-in").await;
     let heading = browser.find("#region-name").await;
@@ -117,8 +126,8 @@ async fn council_uploads_officer_accepts_and_the_map_moves() {
     sign_out(&browser).await;
 
     // The officer signs in to the national dashboard and opens the region.
-    sign_in(&browser, &app, "officer@anssi.example").await;
-    browser.wait_for_url(&format!("{}/", app.base)).await;
+    sign_in(&browser, &app.base, "officer@anssi.example", PASSWORD).await;
+    assert_eq!(browser.current_url().await, format!("{}/", app.base));
     assert_clean_console(&browser, "the officer's sign-in").await;
     browser.goto(&app.url("/regions/24")).await;
     let accept = browser.find("button[id^='accept-']").await;
@@ -197,15 +206,7 @@ async fn screenshot_a_running_server() {
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     let driver = Driver::start(&chromedriver, &artifacts.join("chromedriver.log")).await;
     let browser = Session::new(&driver, &chromium).await;
-    browser.goto(&format!("{base}/login")).await;
-    browser
-        .type_text(&browser.find("#email").await, &email)
-        .await;
-    browser
-        .type_text(&browser.find("#password").await, &password)
-        .await;
-    browser.click(&browser.find("#sign-in").await).await;
-    browser.wait_for_url(&format!("{base}/")).await;
+    sign_in(&browser, &base, &email, &password).await;
     browser.goto(&format!("{base}/")).await;
     browser.find("#map").await;
     assert_clean_console(&browser, "the dashboard").await;
