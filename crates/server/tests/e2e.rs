@@ -9,7 +9,7 @@
 mod common;
 mod e2e_support;
 
-use common::{PASSWORD, TestApp, pdf};
+use common::{PASSWORD, pdf};
 use e2e_support::{Driver, Session, artifacts_dir, browser_binaries};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
