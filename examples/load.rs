@@ -78,8 +78,15 @@ async fn main() -> anyhow::Result<()> {
         args.url
     );
     println!(
-        "{:>8} {:>14} {:>14} {:>8} {:>9} {:>9} {:>8}",
-        "clients", "raw commits/s", "transitions/s", "ratio", "p50 ms", "p99 ms", "errors"
+        "{:>8} {:>14} {:>14} {:>8} {:>9} {:>9} {:>8} {:>15}",
+        "clients",
+        "raw commits/s",
+        "transitions/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server CPU ms"
     );
     let raw_single = raw_commits::raw_rate(&db, &ids, 1, args.seconds).await?;
     for &clients in &args.clients {
@@ -93,18 +100,65 @@ async fn main() -> anyhow::Result<()> {
         } else {
             raw_commits::raw_rate(&db, &ids, clients, args.seconds).await?
         };
+        let before = ServerCounters::scrape(&http, &args.url).await?;
         let run = http_rate(&http, &args, &token, &projects[..clients]).await?;
+        let after = ServerCounters::scrape(&http, &args.url).await?;
         println!(
-            "{clients:>8} {raw:>14.0} {:>14.0} {:>8.2} {:>9.2} {:>9.2} {:>8}   (vs raw at 1: {:.2})",
+            "{clients:>8} {raw:>14.0} {:>14.0} {:>8.2} {:>9.2} {:>9.2} {:>8} {:>15.3}   (vs raw at 1: {:.2})",
             run.rate,
             run.rate / raw,
             run.p50_ms,
             run.p99_ms,
             run.errors,
+            after.cpu_ms_per_transition_since(&before),
             run.rate / raw_single
         );
     }
     Ok(())
+}
+
+/// What the server's `/metrics` says of its own work: CPU time and transitions answered. Their ratio, the
+/// server's CPU per transition, is steadier between runs than the rates, which move with the machine.
+struct ServerCounters {
+    cpu_seconds: f64,
+    transitions: f64,
+}
+
+impl ServerCounters {
+    async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Self> {
+        let text = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        let cpu_seconds = text
+            .lines()
+            .find(|l| l.starts_with("process_cpu_seconds_total "))
+            .and_then(value)
+            .context("no process_cpu_seconds_total in /metrics")?;
+        let transitions = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("incubator_http_requests_total{")
+                    && l.contains("route=\"/api/v1/projects/{id}/transitions\"")
+                    && l.contains("status=\"200\"")
+            })
+            .filter_map(value)
+            .sum();
+        Ok(Self {
+            cpu_seconds,
+            transitions,
+        })
+    }
+
+    /// Milliseconds of server CPU per transition answered between `earlier` and this scrape.
+    fn cpu_ms_per_transition_since(&self, earlier: &Self) -> f64 {
+        1e3 * (self.cpu_seconds - earlier.cpu_seconds)
+            / (self.transitions - earlier.transitions).max(1.0)
+    }
 }
 
 async fn current(
