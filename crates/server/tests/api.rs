@@ -485,6 +485,12 @@ async fn council_sees_only_its_region(db: TestDb) {
             "/api/v1/projects/{}/transitions",
             Some(json!({"transition": "withdraw", "expected_version": version, "comment": "x"})),
         ),
+        // A stale version is not told either: the region is checked before the version.
+        (
+            "POST",
+            "/api/v1/projects/{}/transitions",
+            Some(json!({"transition": "withdraw", "expected_version": 12_345, "comment": "x"})),
+        ),
         ("GET", "/api/v1/projects/{}/documents", None),
         ("GET", "/api/v1/projects/{}/events", None),
         (

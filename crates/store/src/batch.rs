@@ -50,6 +50,12 @@ impl Batch {
         }
     }
 
+    /// Whether reads added after the writes travel with them: on SQLite they do; on PostgreSQL each is a
+    /// query of its own.
+    pub(crate) fn reads_ride_along(backend: DbBackend) -> bool {
+        backend != DbBackend::Postgres
+    }
+
     pub(crate) fn backend(&self) -> DbBackend {
         self.backend
     }

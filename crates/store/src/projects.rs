@@ -521,30 +521,55 @@ pub async fn relatives(
     db: &impl ConnectionTrait,
     project: &projects::Model,
 ) -> StoreResult<Relatives> {
-    let backend = db.get_database_backend();
-    let mut reads = Batch::unguarded(backend);
+    let mut reads = Batch::unguarded(db.get_database_backend());
+    read_relatives(&mut reads, project);
+    Ok(sort_rows(project, reads.run(db).await?)?.relatives)
+}
+
+/// Adds the reads of the project's [`Relatives`] to a batch.
+fn read_relatives(batch: &mut Batch, project: &projects::Model) {
+    let backend = batch.backend();
     if let Some(parent_id) = project.parent_project_id {
-        reads.read_after(projects::Entity::find_by_id(parent_id).build(backend));
+        batch.read_after(projects::Entity::find_by_id(parent_id).build(backend));
     }
-    reads.read_after(children_query(project.id).build(backend));
-    reads.read_after(crate::links::list_query(project.id).build(backend));
-    let mut relatives = Relatives::default();
-    for row in reads.run(db).await? {
-        // Project rows have a `workflow_id`; links have none.
-        if row.try_get::<String>("", "workflow_id").is_err() {
-            relatives
+    batch.read_after(children_query(project.id).build(backend));
+    batch.read_after(crate::links::list_query(project.id).build(backend));
+}
+
+/// The rows of one batch about a project, each told by its columns and ids.
+#[derive(Debug, Default)]
+struct Sorted {
+    /// The project's own row (a bump's guard).
+    project: Option<projects::Model>,
+    deadlines: Vec<deadlines::Model>,
+    relatives: Relatives,
+}
+
+fn sort_rows(project: &projects::Model, rows: Vec<QueryResult>) -> StoreResult<Sorted> {
+    let mut sorted = Sorted::default();
+    for row in rows {
+        // Only project rows have a `workflow_id`, only deadlines a `key`; the rest are links.
+        if row.try_get::<String>("", "workflow_id").is_ok() {
+            let read = projects::Model::from_query_result(&row, "")?;
+            if read.id == project.id {
+                sorted.project = Some(read);
+            } else if Some(read.id) == project.parent_project_id {
+                sorted.relatives.parent = Some(read);
+            } else {
+                sorted.relatives.children.push(read);
+            }
+        } else if row.try_get::<String>("", "key").is_ok() {
+            sorted
+                .deadlines
+                .push(deadlines::Model::from_query_result(&row, "")?);
+        } else {
+            sorted
+                .relatives
                 .links
                 .push(links::Model::from_query_result(&row, "")?);
-            continue;
-        }
-        let relative = projects::Model::from_query_result(&row, "")?;
-        if Some(relative.id) == project.parent_project_id {
-            relatives.parent = Some(relative);
-        } else {
-            relatives.children.push(relative);
         }
     }
-    Ok(relatives)
+    Ok(sorted)
 }
 
 /// What the engine decides on: the snapshot with its child workflow's completion.
@@ -579,21 +604,32 @@ impl UnitOfWork for FireTransition {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<i64> {
-        Ok(self.fire(txn, false).await?.1.0.version)
+        Ok(self
+            .fire(txn, None, ReadBack::Nothing)
+            .await?
+            .1
+            .project
+            .version)
     }
 }
 
 impl FireTransition {
-    /// Fires and writes; returns what the decision was taken on, the project row as written and, when
-    /// `read_deadlines`, its live deadlines.
+    /// Fires and writes; returns what the decision was taken on and what the writes' round read back (the
+    /// project row as written, always; the rest as `read_back` asks). A project outside `region_scope`, when
+    /// one is given, answers as a missing one.
     async fn fire(
         &self,
         txn: &DatabaseTransaction,
-        read_deadlines: bool,
-    ) -> StoreResult<(Snapshot, (projects::Model, Vec<deadlines::Model>))> {
+        region_scope: Option<&str>,
+        read_back: ReadBack,
+    ) -> StoreResult<(Snapshot, Written)> {
         let now = normalize(self.now);
         let snapshot = decision_view_by_id(txn, self.project_id).await?;
         let project = &snapshot.project;
+        // Before anything about the project is told, even its version in a conflict.
+        if region_scope.is_some_and(|region| region != project.region_code) {
+            return Err(StoreError::ProjectNotFound(project.id));
+        }
         if project.version != self.expected_version {
             return Err(StoreError::Conflict {
                 project_id: project.id,
@@ -617,7 +653,7 @@ impl FireTransition {
             project,
             &decision,
             NewEvent::transition("transition", &decision, changes),
-            read_deadlines,
+            read_back,
         )
         .await?;
         Ok((snapshot, written))
@@ -627,24 +663,51 @@ impl FireTransition {
 /// Fires a transition and answers with the project as this same transaction leaves it: what the caller is
 /// shown is exactly what was committed, without reading the project again once the commit is done.
 #[derive(Debug)]
-pub struct FireTransitionAndRead(pub FireTransition);
+pub struct FireTransitionAndRead {
+    pub fire: FireTransition,
+    /// The one region the caller may see (a council account's), if it is confined to one: the project is
+    /// checked against it on the same read the decision is taken on.
+    pub region_scope: Option<String>,
+}
+
+/// What [`FireTransitionAndRead`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    /// The project as the transition left it.
+    pub snapshot: Snapshot,
+    /// Its relatives, when the writes' own round could read them (SQLite). On PostgreSQL they would cost
+    /// the writer round trips of its own while it holds the project's lane: read them after the commit.
+    pub relatives: Option<Relatives>,
+}
 
 #[async_trait::async_trait]
 impl UnitOfWork for FireTransitionAndRead {
-    type Output = Snapshot;
+    type Output = Fired;
 
     fn project_id(&self) -> Option<i64> {
-        self.0.project_id()
+        self.fire.project_id()
     }
 
-    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Snapshot> {
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Fired> {
+        let with_relatives = Batch::reads_ride_along(txn.get_database_backend());
+        let read_back = if with_relatives {
+            ReadBack::DeadlinesAndRelatives
+        } else {
+            ReadBack::Deadlines
+        };
+        let (before, written) = self
+            .fire
+            .fire(txn, self.region_scope.as_deref(), read_back)
+            .await?;
         // A transition changes the project row and its deadlines; facts, requirements and cohort stay as
         // the decision read them.
-        let (before, (project, deadlines)) = self.0.fire(txn, true).await?;
-        Ok(Snapshot {
-            project,
-            deadlines,
-            ..before
+        Ok(Fired {
+            snapshot: Snapshot {
+                project: written.project,
+                deadlines: written.deadlines,
+                ..before
+            },
+            relatives: with_relatives.then_some(written.relatives),
         })
     }
 }
@@ -658,20 +721,28 @@ pub(crate) async fn apply(
     decision: &Decision,
     event: NewEvent,
 ) -> StoreResult<i64> {
-    let (written, _) = apply_reading(txn, workflow, project, decision, event, false).await?;
-    Ok(written.version)
+    let written = apply_reading(txn, workflow, project, decision, event, ReadBack::Nothing).await?;
+    Ok(written.project.version)
 }
 
-/// [`apply`], as one round of writes (see [`Batch`]); returns the project row they left and, when
-/// `read_deadlines`, its live deadlines, read by the same query.
+/// What a change's round of writes reads back after them, in the same query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadBack {
+    Nothing,
+    Deadlines,
+    DeadlinesAndRelatives,
+}
+
+/// [`apply`], as one round of writes (see [`Batch`]); returns the project row they left and what
+/// `read_back` asked for, read by the same query.
 async fn apply_reading(
     txn: &DatabaseTransaction,
     workflow: &Workflow,
     project: &projects::Model,
     decision: &Decision,
     event: NewEvent,
-    read_deadlines: bool,
-) -> StoreResult<(projects::Model, Vec<deadlines::Model>)> {
+    read_back: ReadBack,
+) -> StoreResult<Written> {
     let backend = txn.get_database_backend();
     let at = normalize(decision.at);
     let (mut writes, seq) = chained_writes(backend, project, event, at, |update| {
@@ -724,8 +795,11 @@ async fn apply_reading(
             writes.push(insert);
         }
     }
-    if read_deadlines {
+    if read_back != ReadBack::Nothing {
         writes.read_after(live_deadlines_query(project.id).build(backend));
+    }
+    if read_back == ReadBack::DeadlinesAndRelatives {
+        read_relatives(&mut writes, project);
     }
     let rows = writes.run(txn).await?;
     written(txn, project, rows).await
@@ -743,7 +817,7 @@ pub(crate) async fn record(
 ) -> StoreResult<(i64, i64)> {
     let (writes, seq) = chained_writes(txn.get_database_backend(), project, event, at, extra);
     let rows = writes.run(txn).await?;
-    Ok((written(txn, project, rows).await?.0.version, seq))
+    Ok((written(txn, project, rows).await?.project.version, seq))
 }
 
 /// The writes every change of a project starts with: the version bump under the optimistic check, which
@@ -786,26 +860,27 @@ fn bump_statement(
     backend.build(extra(update).into_query().returning_all())
 }
 
-/// The project row a bump returned and the deadline rows read after it; a conflict when the version check
-/// found the row changed.
+/// What a round of writes to a project read back: the row its bump returned and the reads after it.
+#[derive(Debug)]
+struct Written {
+    project: projects::Model,
+    deadlines: Vec<deadlines::Model>,
+    relatives: Relatives,
+}
+
+/// The rows of a round of writes to `project`; a conflict when the version check found the row changed.
 async fn written(
     txn: &DatabaseTransaction,
     project: &projects::Model,
     rows: Vec<QueryResult>,
-) -> StoreResult<(projects::Model, Vec<deadlines::Model>)> {
-    let mut bumped = None;
-    let mut live = Vec::new();
-    for row in rows {
-        // Only the project row has a `workflow_id`; every other row a transition's writes return is a
-        // deadline.
-        if row.try_get::<String>("", "workflow_id").is_ok() {
-            bumped = Some(projects::Model::from_query_result(&row, "")?);
-        } else {
-            live.push(deadlines::Model::from_query_result(&row, "")?);
-        }
-    }
-    match bumped {
-        Some(bumped) => Ok((bumped, live)),
+) -> StoreResult<Written> {
+    let sorted = sort_rows(project, rows)?;
+    match sorted.project {
+        Some(bumped) => Ok(Written {
+            project: bumped,
+            deadlines: sorted.deadlines,
+            relatives: sorted.relatives,
+        }),
         None => {
             // Another writer got there first (another replica on PostgreSQL): name the version it left.
             let current = find(txn, project.id).await?.version;

@@ -12,7 +12,7 @@ use incubator_store::cohorts::AssignCohort;
 use incubator_store::events;
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::{
-    self, CreateProject, FireTransition, FireTransitionAndRead, ProjectFilter, Snapshot,
+    self, CreateProject, FireTransition, FireTransitionAndRead, ProjectFilter, Relatives, Snapshot,
     status_name,
 };
 use serde::{Deserialize, Serialize};
@@ -134,6 +134,17 @@ pub async fn view_of(
     caller: &Caller,
     snapshot: Snapshot,
 ) -> Result<ProjectView, ApiError> {
+    let relatives = projects::relatives(state.store().db(), &snapshot.project).await?;
+    view_with(state, caller, snapshot, relatives).await
+}
+
+/// [`view_of`], the project's relatives read already.
+async fn view_with(
+    state: &AppState,
+    caller: &Caller,
+    snapshot: Snapshot,
+    relatives: Relatives,
+) -> Result<ProjectView, ApiError> {
     let project = &snapshot.project;
     let workflow = state
         .store()
@@ -206,7 +217,6 @@ pub async fn view_of(
             ))
         })
         .collect::<Result<_, ApiError>>()?;
-    let relatives = projects::relatives(state.store().db(), project).await?;
     let parent = relatives.parent.as_ref().map(ProjectRef::from);
     let children = relatives.children.iter().map(ProjectRef::from).collect();
     let links = relatives
@@ -473,22 +483,31 @@ pub async fn fire_transition(
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<TransitionRequest>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    visible_project(&state, &caller, id).await?;
-    let snapshot = state
+    let fired = state
         .store()
-        .write(FireTransitionAndRead(FireTransition {
-            registry: state.store().workflows().clone(),
-            project_id: id,
-            expected_version: request.expected_version,
-            request: FireRequest {
-                transition: request.transition,
-                comment: request.comment,
+        .write(FireTransitionAndRead {
+            fire: FireTransition {
+                registry: state.store().workflows().clone(),
+                project_id: id,
+                expected_version: request.expected_version,
+                request: FireRequest {
+                    transition: request.transition,
+                    comment: request.comment,
+                },
+                actor: caller.actor(),
+                now: state.programme_now(),
             },
-            actor: caller.actor(),
-            now: state.programme_now(),
-        }))
+            // Checked on the read the decision is taken on: no separate query to learn the project's region.
+            region_scope: caller.region_scope().map(str::to_owned),
+        })
         .await?;
-    Ok(Json(view_of(&state, &caller, snapshot).await?))
+    let relatives = match fired.relatives {
+        Some(relatives) => relatives,
+        None => projects::relatives(state.store().db(), &fired.snapshot.project).await?,
+    };
+    Ok(Json(
+        view_with(&state, &caller, fired.snapshot, relatives).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
