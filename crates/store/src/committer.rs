@@ -20,6 +20,12 @@ pub trait UnitOfWork: Send + 'static {
     fn project_id(&self) -> Option<i64> {
         None
     }
+
+    /// Whether the unit is background work that may wait a little ([`RIDE_ALONG`]) for a unit that cannot,
+    /// to share its commit instead of paying a flush of its own and holding the writer from the requests.
+    fn can_wait(&self) -> bool {
+        false
+    }
 }
 
 /// The type-erased job a committer runs: the unit, its result until the commit is known, and its caller.
@@ -29,6 +35,7 @@ trait Job: Send {
     async fn run(&mut self, txn: &DatabaseTransaction) -> bool;
     /// Tells the caller, once the fate of the batch is known.
     fn complete(self: Box<Self>, commit: Result<(), &Failed>);
+    fn can_wait(&self) -> bool;
 }
 
 struct Pending<U: UnitOfWork> {
@@ -44,6 +51,10 @@ impl<U: UnitOfWork> Job for Pending<U> {
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn can_wait(&self) -> bool {
+        self.unit.can_wait()
     }
 
     fn complete(self: Box<Self>, commit: Result<(), &Failed>) {
@@ -73,6 +84,11 @@ impl fmt::Debug for Committer {
 
 /// Most units one transaction carries; bounds the work lost to one failed commit and the latency of the last.
 const MAX_BATCH: usize = 128;
+
+/// How long a batch of background units only waits for a request's unit to join it. Under steady requests
+/// one arrives well within it, and the background work costs no flush of its own; when none comes, the
+/// background work commits alone, this much later.
+const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Committer {
     /// SQLite has one writer at a time, so one lane; PostgreSQL commits several transactions at once.
@@ -112,6 +128,9 @@ impl Committer {
 async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.iter().all(|job| job.can_wait()) {
+            wait_for_company(&mut jobs, &mut batch).await;
+        }
         // Most batches hold no refusal: run them without savepoints, which cost two statements a unit.
         // When a unit fails, its writes cannot be undone alone, so the batch is rolled back and run again,
         // each unit in its own savepoint; units only read and write the database, so a rerun is safe.
@@ -125,6 +144,20 @@ async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Jo
         let commit = outcome.as_ref().map(|_| ());
         for job in batch.drain(..) {
             job.complete(commit);
+        }
+    }
+}
+
+/// Adds to a batch of background units what arrives within [`RIDE_ALONG`], until a unit that cannot wait
+/// comes (it then runs at once, with them).
+async fn wait_for_company(jobs: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>) {
+    let until = tokio::time::Instant::now() + RIDE_ALONG;
+    while batch.len() < MAX_BATCH && batch.iter().all(|job| job.can_wait()) {
+        let room = MAX_BATCH - batch.len();
+        match tokio::time::timeout_at(until, jobs.recv_many(batch, room)).await {
+            Ok(received) if received > 0 => {}
+            // Closed, or nothing came in time.
+            _ => return,
         }
     }
 }

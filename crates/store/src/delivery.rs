@@ -94,7 +94,8 @@ pub async fn mark_sent(
 
 /// [`mark_sent`] as a unit of work, for a worker inside the service: the record joins the writer's next
 /// group commit instead of committing on its own (on SQLite, taking the write lock from the transitions'
-/// writer and flushing once more for every mail). The worker still waits for it before the next send.
+/// writer and flushing once more for every mail), and waits a little for a request's commit to share when
+/// the writer has nothing else to do. The worker still waits for it before the next send.
 #[derive(Debug)]
 pub struct MarkSent {
     pub id: i64,
@@ -107,6 +108,10 @@ impl UnitOfWork for MarkSent {
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<bool> {
         mark_sent(txn, self.id, self.now).await
+    }
+
+    fn can_wait(&self) -> bool {
+        true
     }
 }
 
