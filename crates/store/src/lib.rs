@@ -18,6 +18,7 @@ pub mod fields;
 pub mod gauges;
 pub mod links;
 pub mod outbox;
+mod prepared;
 pub mod projects;
 pub mod regions;
 pub mod reminders;

@@ -27,6 +27,7 @@ use crate::entities::{
 use crate::error::{StoreError, StoreResult};
 use crate::events::{NewEvent, append_statement};
 use crate::outbox;
+use crate::prepared::Prepared;
 use crate::workflows::WorkflowRegistry;
 
 /// A project as read in one consistent view: its row, typed facts, requirements, cohort and deadlines.
@@ -130,14 +131,22 @@ async fn live_deadlines(
     db: &impl ConnectionTrait,
     project_id: i64,
 ) -> StoreResult<Vec<deadlines::Model>> {
-    Ok(live_deadlines_query(project_id).all(db).await?)
+    let statement = live_deadlines_statement(db.get_database_backend(), project_id);
+    Ok(deadlines::Entity::find()
+        .from_raw_sql(statement)
+        .all(db)
+        .await?)
 }
 
-fn live_deadlines_query(project_id: i64) -> sea_orm::Select<deadlines::Entity> {
-    deadlines::Entity::find()
-        .filter(deadlines::Column::ProjectId.eq(project_id))
-        .filter(deadlines::Column::ClearedAt.is_null())
-        .order_by_asc(deadlines::Column::DueAt)
+fn live_deadlines_statement(backend: sea_orm::DbBackend, project_id: i64) -> Statement {
+    static TEXT: Prepared = Prepared::new();
+    TEXT.statement(backend, vec![project_id.into()], |backend| {
+        deadlines::Entity::find()
+            .filter(deadlines::Column::ProjectId.eq(project_id))
+            .filter(deadlines::Column::ClearedAt.is_null())
+            .order_by_asc(deadlines::Column::DueAt)
+            .build(backend)
+    })
 }
 
 /// What a decision needs (facts, requirements, cohort) without the deadlines, which no decision reads.
@@ -528,12 +537,27 @@ pub async fn relatives(
 
 /// Adds the reads of the project's [`Relatives`] to a batch.
 fn read_relatives(batch: &mut Batch, project: &projects::Model) {
+    static PARENT: Prepared = Prepared::new();
+    static CHILDREN: Prepared = Prepared::new();
+    static LINKS: Prepared = Prepared::new();
     let backend = batch.backend();
     if let Some(parent_id) = project.parent_project_id {
-        batch.read_after(projects::Entity::find_by_id(parent_id).build(backend));
+        batch.read_after(
+            PARENT.statement(backend, vec![parent_id.into()], |backend| {
+                projects::Entity::find_by_id(parent_id).build(backend)
+            }),
+        );
     }
-    batch.read_after(children_query(project.id).build(backend));
-    batch.read_after(crate::links::list_query(project.id).build(backend));
+    batch.read_after(
+        CHILDREN.statement(backend, vec![project.id.into()], |backend| {
+            children_query(project.id).build(backend)
+        }),
+    );
+    batch.read_after(
+        LINKS.statement(backend, vec![project.id.into()], |backend| {
+            crate::links::list_query(project.id).build(backend)
+        }),
+    );
 }
 
 /// The rows of one batch about a project, each told by its columns and ids.
@@ -796,7 +820,7 @@ async fn apply_reading(
         }
     }
     if read_back != ReadBack::Nothing {
-        writes.read_after(live_deadlines_query(project.id).build(backend));
+        writes.read_after(live_deadlines_statement(backend, project.id));
     }
     if read_back == ReadBack::DeadlinesAndRelatives {
         read_relatives(&mut writes, project);

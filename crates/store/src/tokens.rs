@@ -3,11 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, Set,
+};
 
 use crate::audit::normalize;
 use crate::entities::{api_tokens, users};
 use crate::error::{StoreError, StoreResult};
+use crate::prepared::Prepared;
 
 /// Records a token issued to `user_id`, valid until `expires_at`.
 pub async fn issue(
@@ -40,16 +43,25 @@ pub async fn authenticate(
     token_sha256: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<users::Model>> {
-    let live_token = Query::select()
-        .column(api_tokens::Column::UserId)
-        .from(api_tokens::Entity)
-        .and_where(api_tokens::Column::TokenSha256.eq(token_sha256))
-        .and_where(api_tokens::Column::RevokedAt.is_null())
-        .and_where(api_tokens::Column::ExpiresAt.gt(normalize(now)))
-        .to_owned();
+    static TEXT: Prepared = Prepared::new();
+    let now = normalize(now);
+    let backend = db.get_database_backend();
+    let values = vec![token_sha256.into(), now.into(), false.into()];
+    let statement = TEXT.statement(backend, values, |backend| {
+        let live_token = Query::select()
+            .column(api_tokens::Column::UserId)
+            .from(api_tokens::Entity)
+            .and_where(api_tokens::Column::TokenSha256.eq(token_sha256))
+            .and_where(api_tokens::Column::RevokedAt.is_null())
+            .and_where(api_tokens::Column::ExpiresAt.gt(now))
+            .to_owned();
+        users::Entity::find()
+            .filter(users::Column::Id.in_subquery(live_token))
+            .filter(users::Column::Disabled.eq(false))
+            .build(backend)
+    });
     Ok(users::Entity::find()
-        .filter(users::Column::Id.in_subquery(live_token))
-        .filter(users::Column::Disabled.eq(false))
+        .from_raw_sql(statement)
         .one(db)
         .await?)
 }
