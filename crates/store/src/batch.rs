@@ -64,25 +64,27 @@ impl Batch {
         self.writes.push(write);
     }
 
-    /// A one-row `INSERT … VALUES (…)` that must not run when the guard fails. On SQLite the guard holds
-    /// the write lock the transaction took first, so it cannot fail there; on PostgreSQL another replica
-    /// may have moved the row, and this insert could then collide with that replica's (a unique key): it
-    /// becomes `INSERT … SELECT … WHERE EXISTS (the guard's rows)`, so the unit ends on the guard's answer.
+    /// A one-row `INSERT … VALUES (…)`, right after the guard, that must not run when the guard fails: the
+    /// row it was decided on may have moved since (another request's transition decided outside the writer,
+    /// another replica on PostgreSQL), and this insert could then collide with that writer's (a unique key).
+    /// It becomes `INSERT … SELECT … WHERE` the guard's row was written, so the unit ends on the guard's
+    /// answer: on SQLite `changes()`, which counts the rows of the statement just before; on PostgreSQL,
+    /// the guard's returned rows.
     pub(crate) fn push_if_guard_holds(&mut self, insert: Statement) {
-        debug_assert!(self.guarded, "there is no guard to hold");
-        if self.backend != DbBackend::Postgres {
-            return self.push(insert);
-        }
+        debug_assert!(
+            self.guarded && self.writes.len() == 1,
+            "not right after a guard"
+        );
+        let guard_held = match self.backend {
+            DbBackend::Postgres => format!("EXISTS (SELECT 1 FROM {})", cte_name(0)),
+            _ => "changes() = 1".to_owned(),
+        };
         let gated = insert
             .sql
             .split_once(" VALUES (")
             .filter(|(_, row)| row.ends_with(')'))
             .map(|(head, row)| {
-                format!(
-                    "{head} SELECT {} WHERE EXISTS (SELECT 1 FROM {})",
-                    &row[..row.len() - 1],
-                    cte_name(0)
-                )
+                format!("{head} SELECT {} WHERE {guard_held}", &row[..row.len() - 1])
             });
         debug_assert!(
             gated.is_some(),
@@ -111,28 +113,29 @@ impl Batch {
     }
 
     /// Runs the statements; returns the rows the guard returned (none when it failed), then the reads' rows.
-    pub(crate) async fn run(self, txn: &impl ConnectionTrait) -> StoreResult<Vec<QueryResult>> {
+    /// The batch stays whole: a unit may run again (see the committer).
+    pub(crate) async fn run(&self, txn: &impl ConnectionTrait) -> StoreResult<Vec<QueryResult>> {
         if self.backend != DbBackend::Postgres {
-            return Ok(txn.query_all(self.into_one_query()).await?);
+            return Ok(txn.query_all(self.one_query()).await?);
         }
-        let mut rows = match combined_writes(self.writes, self.guarded) {
+        let mut rows = match combined_writes(&self.writes, self.guarded) {
             Some(writes) => txn.query_all(writes).await?,
             None => Vec::new(),
         };
         if self.guarded && rows.is_empty() {
             return Ok(rows);
         }
-        for read in self.reads {
-            rows.extend(txn.query_all(read).await?);
+        for read in &self.reads {
+            rows.extend(txn.query_all(read.clone()).await?);
         }
         Ok(rows)
     }
 
     /// SQLite: every statement, writes then reads, as one multi-statement query.
-    fn into_one_query(self) -> Statement {
+    fn one_query(&self) -> Statement {
         let mut sql = String::new();
         let mut values = Vec::new();
-        for statement in self.writes.into_iter().chain(self.reads) {
+        for statement in self.writes.iter().chain(&self.reads) {
             debug_assert!(
                 !statement
                     .sql
@@ -144,7 +147,9 @@ impl Batch {
             );
             sql.push_str(&statement.sql);
             sql.push_str(";\n");
-            values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+            if let Some(Values(these)) = &statement.values {
+                values.extend(these.iter().cloned());
+            }
         }
         Statement::from_sql_and_values(self.backend, sql, Values(values))
     }
@@ -156,11 +161,11 @@ fn cte_name(index: usize) -> String {
 
 /// PostgreSQL: the writes as one statement, each a CTE `wN` with its parameters renumbered after those of
 /// the CTEs before it; the statement returns the guard's rows, or none when unguarded.
-fn combined_writes(writes: Vec<Statement>, guarded: bool) -> Option<Statement> {
+fn combined_writes(writes: &[Statement], guarded: bool) -> Option<Statement> {
     let backend = writes.first()?.db_backend;
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
-    for (index, write) in writes.into_iter().enumerate() {
+    for (index, write) in writes.iter().enumerate() {
         if index > 0 {
             sql.push_str(", ");
         }
@@ -168,7 +173,9 @@ fn combined_writes(writes: Vec<Statement>, guarded: bool) -> Option<Statement> {
         sql.push_str(" AS (");
         sql.push_str(&shift_parameters(&write.sql, values.len()));
         sql.push(')');
-        values.extend(write.values.map(|v| v.0).unwrap_or_default());
+        if let Some(Values(these)) = &write.values {
+            values.extend(these.iter().cloned());
+        }
     }
     sql.push_str(if guarded {
         " SELECT * FROM w0"
@@ -233,23 +240,23 @@ mod tests {
             [1i64.into(), 2i64.into()],
         );
         let mut writes = Batch::guarded_by(guard);
-        writes.push(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO u (b) VALUES ($1) RETURNING *",
-            [3i64.into()],
-        ));
         writes.push_if_guard_holds(Statement::from_sql_and_values(
             DbBackend::Postgres,
             r#"INSERT INTO "e" ("a", "b") VALUES ($1, $2)"#,
-            [4i64.into(), 5i64.into()],
+            [3i64.into(), 4i64.into()],
+        ));
+        writes.push(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO u (b) VALUES ($1) RETURNING *",
+            [5i64.into()],
         ));
         assert_eq!(writes.rows_of_last("u"), "w2");
-        let combined = combined_writes(writes.writes, true).unwrap();
+        let combined = combined_writes(&writes.writes, true).unwrap();
         assert_eq!(
             combined.sql,
             "WITH w0 AS (UPDATE t SET a = $1 WHERE id = $2 RETURNING *), \
-             w1 AS (INSERT INTO u (b) VALUES ($3) RETURNING *), \
-             w2 AS (INSERT INTO \"e\" (\"a\", \"b\") SELECT $4, $5 WHERE EXISTS (SELECT 1 FROM w0)) \
+             w1 AS (INSERT INTO \"e\" (\"a\", \"b\") SELECT $3, $4 WHERE EXISTS (SELECT 1 FROM w0)), \
+             w2 AS (INSERT INTO u (b) VALUES ($5) RETURNING *) \
              SELECT * FROM w0"
         );
         assert_eq!(combined.values.unwrap().0.len(), 5);

@@ -26,6 +26,13 @@ pub trait UnitOfWork: Send + 'static {
     fn can_wait(&self) -> bool {
         false
     }
+
+    /// Whether the unit's first statement writes. A transaction that writes before it reads takes SQLite's
+    /// write lock on that write, waiting out the busy timeout like [`crate::db::begin_write`]'s own
+    /// statement: a batch that starts with such a unit saves that statement's round.
+    fn writes_first(&self) -> bool {
+        false
+    }
 }
 
 /// The type-erased job a committer runs: the unit, its result until the commit is known, and its caller.
@@ -36,6 +43,7 @@ trait Job: Send {
     /// Tells the caller, once the fate of the batch is known.
     fn complete(self: Box<Self>, commit: Result<(), &Failed>);
     fn can_wait(&self) -> bool;
+    fn writes_first(&self) -> bool;
 }
 
 struct Pending<U: UnitOfWork> {
@@ -55,6 +63,10 @@ impl<U: UnitOfWork> Job for Pending<U> {
 
     fn can_wait(&self) -> bool {
         self.unit.can_wait()
+    }
+
+    fn writes_first(&self) -> bool {
+        self.unit.writes_first()
     }
 
     fn complete(self: Box<Self>, commit: Result<(), &Failed>) {
@@ -198,7 +210,12 @@ async fn run_batch(
     batch: &mut [Box<dyn Job>],
     isolation: Isolation,
 ) -> Result<Ran, Failed> {
-    let txn = crate::db::begin_write(db).await.map_err(Failed)?;
+    let txn = if batch.first().is_some_and(|job| job.writes_first()) {
+        db.begin().await
+    } else {
+        crate::db::begin_write(db).await
+    }
+    .map_err(Failed)?;
     let lone = batch.len() == 1;
     for job in batch.iter_mut() {
         match isolation {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::audit::event_hash;
 use crate::entities::{events, projects};
 use crate::error::StoreResult;
+use crate::prepared::Prepared;
 
 /// An event about to be appended; the chain fields are filled in when its insert is built.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,22 +78,40 @@ pub(crate) fn append_statement(
     };
     model.hash = event_hash(&model);
     let (seq, hash) = (model.seq, model.hash.clone());
-    let insert = events::Entity::insert(events::ActiveModel {
-        id: NotSet,
-        project_id: Set(model.project_id),
-        seq: Set(model.seq),
-        at: Set(model.at),
-        actor: Set(model.actor),
-        kind: Set(model.kind),
-        transition: Set(model.transition),
-        from_state: Set(model.from_state),
-        to_state: Set(model.to_state),
-        comment: Set(model.comment),
-        changes: Set(model.changes),
-        prev_hash: Set(model.prev_hash),
-        hash: Set(model.hash),
-    })
-    .build(backend);
+    static INSERT: Prepared = Prepared::new();
+    let values = vec![
+        model.project_id.into(),
+        model.seq.into(),
+        model.at.into(),
+        model.actor.clone().into(),
+        model.kind.clone().into(),
+        model.transition.clone().into(),
+        model.from_state.clone().into(),
+        model.to_state.clone().into(),
+        model.comment.clone().into(),
+        model.changes.clone().into(),
+        model.prev_hash.clone().into(),
+        model.hash.clone().into(),
+    ];
+    let insert = INSERT.statement(backend, values, |backend| {
+        let model = model.clone();
+        events::Entity::insert(events::ActiveModel {
+            id: NotSet,
+            project_id: Set(model.project_id),
+            seq: Set(model.seq),
+            at: Set(model.at),
+            actor: Set(model.actor),
+            kind: Set(model.kind),
+            transition: Set(model.transition),
+            from_state: Set(model.from_state),
+            to_state: Set(model.to_state),
+            comment: Set(model.comment),
+            changes: Set(model.changes),
+            prev_hash: Set(model.prev_hash),
+            hash: Set(model.hash),
+        })
+        .build(backend)
+    });
     (insert, seq, hash)
 }
 

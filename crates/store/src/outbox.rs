@@ -12,7 +12,8 @@ use serde_json::{Value as Json, json};
 
 use crate::audit::normalize;
 use crate::entities::{outbox, projects, users};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
+use crate::prepared::Prepared;
 
 pub const PENDING: &str = "pending";
 
@@ -54,7 +55,7 @@ pub async fn enqueue(
     mail: RoleMail<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    if let Some(insert) = enqueue_statement(txn.get_database_backend(), mail, now)? {
+    if let Some(insert) = enqueue_statement(txn.get_database_backend(), mail, now) {
         txn.execute(insert).await?;
     }
     Ok(())
@@ -76,7 +77,7 @@ pub(crate) fn enqueue_statement(
     backend: DbBackend,
     mail: RoleMail<'_>,
     now: DateTime<Utc>,
-) -> StoreResult<Option<Statement>> {
+) -> Option<Statement> {
     let RoleMail {
         project,
         event_seq,
@@ -84,9 +85,47 @@ pub(crate) fn enqueue_statement(
         roles,
         context,
     } = mail;
-    let Some(audience) = crate::projects::audience(&project.region_code, roles) else {
-        return Ok(None);
-    };
+    let audience = crate::projects::audience(&project.region_code, roles)?;
+    // One text per audience's shape (council accounts, officers or both) and backend.
+    static INSERTS: [Prepared; 3] = [Prepared::new(), Prepared::new(), Prepared::new()];
+    let now = normalize(now);
+    let context = context.to_string();
+    let mut values: Vec<Value> = vec![
+        project.id.into(),
+        event_seq.into(),
+        template.into(),
+        context.clone().into(),
+        PENDING.into(),
+        0.into(),
+        now.into(),
+        now.into(),
+    ];
+    values.extend(audience.values);
+    values.push(false.into());
+    let insert = INSERTS[audience.shape].statement(backend, values, |backend| {
+        insert_for(
+            backend,
+            project,
+            event_seq,
+            template,
+            &audience.condition,
+            &context,
+            now,
+        )
+    });
+    Some(insert)
+}
+
+/// [`enqueue_statement`]'s insert, written anew.
+fn insert_for(
+    backend: DbBackend,
+    project: &projects::Model,
+    event_seq: Option<i64>,
+    template: &str,
+    audience: &sea_orm::Condition,
+    context: &str,
+    now: DateTime<Utc>,
+) -> Statement {
     // Each string quoted by the database's JSON function, as serde_json quotes it.
     let quote = match backend {
         DbBackend::Postgres => "to_json",
@@ -95,7 +134,6 @@ pub(crate) fn enqueue_statement(
     let recipients = format!(
         r#"'[{{"email":' || {quote}("users"."email") || ',"name":' || {quote}("users"."name") || '}}]'"#
     );
-    let now = normalize(now);
     let accounts = Query::select()
         .expr(Expr::val(project.id))
         .expr(Expr::val(event_seq))
@@ -106,13 +144,13 @@ pub(crate) fn enqueue_statement(
         } else {
             recipients
         }))
-        .expr(Expr::val(context.to_string()))
+        .expr(Expr::val(context))
         .expr(Expr::val(PENDING))
         .expr(Expr::val(0))
         .expr(Expr::val(now))
         .expr(Expr::val(now))
         .from(users::Entity)
-        .cond_where(audience)
+        .cond_where(audience.clone())
         .and_where(users::Column::Disabled.eq(false))
         .order_by((users::Entity, users::Column::Id), Order::Asc)
         .to_owned();
@@ -131,9 +169,10 @@ pub(crate) fn enqueue_statement(
             outbox::Column::CreatedAt,
         ])
         .select_from(accounts)
-        .map_err(|e| StoreError::Invalid(format!("outbox insert: {e}")))?
+        // Only a select whose columns differ in number from the insert's is refused: these are fixed.
+        .expect("the select gives every column of the insert")
         .to_owned();
-    Ok(Some(backend.build(&insert)))
+    backend.build(&insert)
 }
 
 /// Writes pending rows, due at `now`, in one statement whose text never changes: the rows travel as one

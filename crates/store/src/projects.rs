@@ -14,10 +14,12 @@ use incubator_engine::{
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QueryResult, QueryTrait, Set, Statement,
+    FromQueryResult, QueryFilter, QueryOrder, QueryResult, QueryTrait, SelectTwoModel,
+    SelectorTrait, Set, Statement,
 };
 use serde_json::json;
 
+use crate::Store;
 use crate::audit::normalize;
 use crate::batch::Batch;
 use crate::committer::UnitOfWork;
@@ -167,12 +169,21 @@ pub(crate) async fn decision_view_by_id(
     db: &impl ConnectionTrait,
     id: i64,
 ) -> StoreResult<Snapshot> {
-    let (project, rows) = projects::Entity::find_by_id(id)
-        .find_with_related(requirements::Entity)
-        .all(db)
-        .await?
-        .pop()
-        .ok_or(StoreError::ProjectNotFound(id))?;
+    static QUERY: Prepared = Prepared::new();
+    let statement = QUERY.statement(db.get_database_backend(), vec![id.into()], |backend| {
+        projects::Entity::find_by_id(id)
+            .find_with_related(requirements::Entity)
+            .build(backend)
+    });
+    let mut project = None;
+    let mut rows = Vec::new();
+    for row in db.query_all(statement).await? {
+        let (found, requirement) =
+            SelectTwoModel::<projects::Model, requirements::Model>::from_raw_query_result(row)?;
+        project.get_or_insert(found);
+        rows.extend(requirement);
+    }
+    let project = project.ok_or(StoreError::ProjectNotFound(id))?;
     decision_view_with(db, project, rows).await
 }
 
@@ -638,17 +649,15 @@ impl UnitOfWork for FireTransition {
 }
 
 impl FireTransition {
-    /// Fires and writes; returns what the decision was taken on and what the writes' round read back (the
-    /// project row as written, always; the rest as `read_back` asks). A project outside `region_scope`, when
-    /// one is given, answers as a missing one.
-    async fn fire(
+    /// The decision on the project as `db` reads it, with the snapshot and workflow it was taken on. A
+    /// project outside `region_scope`, when one is given, answers as a missing one.
+    async fn decide(
         &self,
-        txn: &DatabaseTransaction,
+        db: &impl ConnectionTrait,
         region_scope: Option<&str>,
-        read_back: ReadBack,
-    ) -> StoreResult<(Snapshot, Written)> {
+    ) -> StoreResult<(Snapshot, Arc<Workflow>, Decision)> {
         let now = normalize(self.now);
-        let snapshot = decision_view_by_id(txn, self.project_id).await?;
+        let snapshot = decision_view_by_id(db, self.project_id).await?;
         let project = &snapshot.project;
         // Before anything about the project is told, even its version in a conflict.
         if region_scope.is_some_and(|region| region != project.region_code) {
@@ -663,10 +672,23 @@ impl FireTransition {
         }
         let workflow = self
             .registry
-            .get(txn, &project.workflow_id, project.workflow_version)
+            .get(db, &project.workflow_id, project.workflow_version)
             .await?;
-        let instance = instance_of(txn, &self.registry, &workflow, &snapshot, now).await?;
+        let instance = instance_of(db, &self.registry, &workflow, &snapshot, now).await?;
         let decision = workflow.fire(&instance, &self.request, &self.actor, now)?;
+        Ok((snapshot, workflow, decision))
+    }
+
+    /// Fires and writes; returns what the decision was taken on and what the writes' round read back (the
+    /// project row as written, always; the rest as `read_back` asks).
+    async fn fire(
+        &self,
+        txn: &DatabaseTransaction,
+        region_scope: Option<&str>,
+        read_back: ReadBack,
+    ) -> StoreResult<(Snapshot, Written)> {
+        let (snapshot, workflow, decision) = self.decide(txn, region_scope).await?;
+        let project = &snapshot.project;
         let changes = match start_child(txn, &self.registry, &workflow, project, &decision).await? {
             Some(child) => json!({ "child_project_id": child }),
             None => json!({}),
@@ -713,26 +735,131 @@ impl UnitOfWork for FireTransitionAndRead {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Fired> {
-        let with_relatives = Batch::reads_ride_along(txn.get_database_backend());
-        let read_back = if with_relatives {
-            ReadBack::DeadlinesAndRelatives
-        } else {
-            ReadBack::Deadlines
-        };
+        let read_back = ReadBack::for_answer(txn.get_database_backend());
         let (before, written) = self
             .fire
             .fire(txn, self.region_scope.as_deref(), read_back)
             .await?;
-        // A transition changes the project row and its deadlines; facts, requirements and cohort stay as
-        // the decision read them.
-        Ok(Fired {
+        Ok(Fired::of(before, written, read_back))
+    }
+}
+
+impl Fired {
+    /// A transition changes the project row and its deadlines; facts, requirements and cohort stay as the
+    /// decision read them.
+    fn of(before: Snapshot, written: Written, read_back: ReadBack) -> Self {
+        Self {
             snapshot: Snapshot {
                 project: written.project,
                 deadlines: written.deadlines,
                 ..before
             },
-            relatives: with_relatives.then_some(written.relatives),
-        })
+            relatives: (read_back == ReadBack::DeadlinesAndRelatives).then_some(written.relatives),
+        }
+    }
+}
+
+/// A transition decided before the writer is asked ([`decide`]), for [`write_decided`].
+#[derive(Debug)]
+pub struct Decided(Plan);
+
+#[derive(Debug)]
+enum Plan {
+    Writes(Box<DecidedWrites>),
+    /// A decision that starts a child project, which reads and writes more than a project's row: taken
+    /// again inside the writer, as a whole.
+    InWriter(FireTransitionAndRead),
+}
+
+/// The decision's writes, holding only on the project version it was taken on.
+#[derive(Debug)]
+struct DecidedWrites {
+    before: Snapshot,
+    unit: WriteDecision,
+    read_back: ReadBack,
+}
+
+/// Decides a transition on the committed project as `db` reads it, outside the writer: the decision's
+/// reads and the engine's work run on the caller's task, alongside other requests', and the writer is left
+/// with only the writes. They hold only if the project is still at the version the decision read (the
+/// bump's optimistic check; otherwise the caller gets the conflict it would have got a moment later): every
+/// write to a project's row, requirements, documents or cohort raises that version, and cohorts, child
+/// projects' completion and workflow versions, which it does not cover, never go back.
+pub async fn decide(
+    db: &impl ConnectionTrait,
+    unit: FireTransitionAndRead,
+) -> StoreResult<Decided> {
+    let (before, workflow, decision) = unit.fire.decide(db, unit.region_scope.as_deref()).await?;
+    if workflow
+        .state(&decision.to)
+        .is_some_and(|state| state.child.is_some())
+    {
+        return Ok(Decided(Plan::InWriter(unit)));
+    }
+    let read_back = ReadBack::for_answer(db.get_database_backend());
+    let writes = decision_writes(
+        db.get_database_backend(),
+        &workflow,
+        &before.project,
+        &decision,
+        NewEvent::transition("transition", &decision, json!({})),
+        read_back,
+    )?;
+    let unit = WriteDecision {
+        project: before.project.clone(),
+        writes,
+    };
+    Ok(Decided(Plan::Writes(Box::new(DecidedWrites {
+        before,
+        unit,
+        read_back,
+    }))))
+}
+
+/// Has the writer write a decided transition; answers with the project as the writes left it.
+pub async fn write_decided(store: &Store, decided: Decided) -> StoreResult<Fired> {
+    match decided.0 {
+        Plan::Writes(writes) => {
+            let DecidedWrites {
+                before,
+                unit,
+                read_back,
+            } = *writes;
+            Ok(Fired::of(before, store.write(unit).await?, read_back))
+        }
+        Plan::InWriter(unit) => store.write(unit).await,
+    }
+}
+
+/// [`decide`] on the store's committed state, then [`write_decided`]: a request's transition.
+pub async fn fire(store: &Store, unit: FireTransitionAndRead) -> StoreResult<Fired> {
+    write_decided(store, decide(store.db(), unit).await?).await
+}
+
+/// The writes of a decision taken outside the writer.
+#[derive(Debug)]
+struct WriteDecision {
+    /// The row as the decision read it: the bump holds only on its version.
+    project: projects::Model,
+    writes: Batch,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for WriteDecision {
+    type Output = Written;
+
+    fn project_id(&self) -> Option<i64> {
+        Some(self.project.id)
+    }
+
+    /// The bump, the batch's guard.
+    fn writes_first(&self) -> bool {
+        true
+    }
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Written> {
+        let rows = self.writes.run(txn).await?;
+        written(txn, &self.project, rows).await
     }
 }
 
@@ -757,6 +884,18 @@ enum ReadBack {
     DeadlinesAndRelatives,
 }
 
+impl ReadBack {
+    /// For a transition's answer: the relatives too where they ride along with the writes (SQLite); on
+    /// PostgreSQL they would cost the writer round trips of its own while it holds the project's lane.
+    fn for_answer(backend: sea_orm::DbBackend) -> Self {
+        if Batch::reads_ride_along(backend) {
+            Self::DeadlinesAndRelatives
+        } else {
+            Self::Deadlines
+        }
+    }
+}
+
 /// [`apply`], as one round of writes (see [`Batch`]); returns the project row they left and what
 /// `read_back` asked for, read by the same query.
 async fn apply_reading(
@@ -767,12 +906,40 @@ async fn apply_reading(
     event: NewEvent,
     read_back: ReadBack,
 ) -> StoreResult<Written> {
-    let backend = txn.get_database_backend();
+    let writes = decision_writes(
+        txn.get_database_backend(),
+        workflow,
+        project,
+        decision,
+        event,
+        read_back,
+    )?;
+    let rows = writes.run(txn).await?;
+    written(txn, project, rows).await
+}
+
+/// The round of writes of [`apply_reading`], with its reads back.
+fn decision_writes(
+    backend: sea_orm::DbBackend,
+    workflow: &Workflow,
+    project: &projects::Model,
+    decision: &Decision,
+    event: NewEvent,
+    read_back: ReadBack,
+) -> StoreResult<Batch> {
     let at = normalize(decision.at);
-    let (mut writes, seq) = chained_writes(backend, project, event, at, |update| {
-        update
-            .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
-            .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
+    let (mut writes, seq) = chained_writes(backend, project, event, at, |seq, hash| {
+        static BUMP: Prepared = Prepared::new();
+        let updated_at = normalize(Utc::now());
+        let extra = [decision.to.clone().into(), at.into()];
+        let values = bump_values(project, seq, hash, updated_at, extra);
+        BUMP.statement(backend, values, |backend| {
+            bump_statement(backend, project, seq, hash, updated_at, |update| {
+                update
+                    .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
+                    .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
+            })
+        })
     });
     // A deadline set again needs no clearing first: its upsert replaces the row whole (and on PostgreSQL
     // the writes are one statement, in which no row may change twice).
@@ -815,7 +982,7 @@ async fn apply_reading(
             roles: &roles,
             context: &context,
         };
-        if let Some(insert) = outbox::enqueue_statement(backend, mail, at)? {
+        if let Some(insert) = outbox::enqueue_statement(backend, mail, at) {
             writes.push(insert);
         }
     }
@@ -825,8 +992,7 @@ async fn apply_reading(
     if read_back == ReadBack::DeadlinesAndRelatives {
         read_relatives(&mut writes, project);
     }
-    let rows = writes.run(txn).await?;
-    written(txn, project, rows).await
+    Ok(writes)
 }
 
 /// Appends `event` to the project's chain and raises its version under the optimistic check, in one round
@@ -839,25 +1005,47 @@ pub(crate) async fn record(
     at: DateTime<Utc>,
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
 ) -> StoreResult<(i64, i64)> {
-    let (writes, seq) = chained_writes(txn.get_database_backend(), project, event, at, extra);
+    let backend = txn.get_database_backend();
+    let (writes, seq) = chained_writes(backend, project, event, at, |seq, hash| {
+        bump_statement(backend, project, seq, hash, normalize(Utc::now()), extra)
+    });
     let rows = writes.run(txn).await?;
     Ok((written(txn, project, rows).await?.project.version, seq))
 }
 
 /// The writes every change of a project starts with: the version bump under the optimistic check, which
-/// records the new chain head (the batch's guard), and the event, written only when the check holds.
-/// Returns them with the event's sequence number.
+/// records the new chain head (the batch's guard; `bump` makes it from the event's sequence number and
+/// hash), and the event, written only when the check holds. Returns them with the event's sequence number.
 fn chained_writes(
     backend: sea_orm::DbBackend,
     project: &projects::Model,
     event: NewEvent,
     at: DateTime<Utc>,
-    extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
+    bump: impl FnOnce(i64, &str) -> Statement,
 ) -> (Batch, i64) {
     let (insert_event, seq, hash) = append_statement(backend, project, event, at);
-    let mut writes = Batch::guarded_by(bump_statement(backend, project, seq, &hash, extra));
+    let mut writes = Batch::guarded_by(bump(seq, &hash));
     writes.push_if_guard_holds(insert_event);
     (writes, seq)
+}
+
+/// The values [`bump_statement`] binds, in its order, with those of the columns `extra` sets.
+fn bump_values<const N: usize>(
+    project: &projects::Model,
+    seq: i64,
+    hash: &str,
+    updated_at: DateTime<Utc>,
+    extra: [sea_orm::Value; N],
+) -> Vec<sea_orm::Value> {
+    let mut values = vec![
+        (project.version + 1).into(),
+        seq.into(),
+        hash.to_owned().into(),
+        updated_at.into(),
+    ];
+    values.extend(extra);
+    values.extend([project.id.into(), project.version.into()]);
+    values
 }
 
 /// The version bump of [`record`], returning the row it leaves (none when the version check fails).
@@ -866,6 +1054,7 @@ fn bump_statement(
     project: &projects::Model,
     seq: i64,
     hash: &str,
+    updated_at: DateTime<Utc>,
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
 ) -> Statement {
     let update = projects::Entity::update_many()
@@ -875,10 +1064,7 @@ fn bump_statement(
             projects::Column::LastEventHash,
             Expr::value(hash.to_owned()),
         )
-        .col_expr(
-            projects::Column::UpdatedAt,
-            Expr::value(normalize(Utc::now())),
-        )
+        .col_expr(projects::Column::UpdatedAt, Expr::value(updated_at))
         .filter(projects::Column::Id.eq(project.id))
         .filter(projects::Column::Version.eq(project.version));
     backend.build(extra(update).into_query().returning_all())
@@ -969,31 +1155,43 @@ fn set_deadline_statements(
     now: DateTime<Utc>,
 ) {
     let backend = writes.backend();
-    let mut upsert = deadlines::Entity::insert(deadlines::ActiveModel {
-        id: NotSet,
-        project_id: Set(project_id),
-        key: Set(key.to_owned()),
-        due_at: Set(due_at),
-        set_at: Set(now),
-        cleared_at: Set(None),
-        paused_at: Set(None),
-    })
-    .on_conflict(
-        OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
-            .update_columns([
-                deadlines::Column::DueAt,
-                deadlines::Column::SetAt,
-                deadlines::Column::ClearedAt,
-                deadlines::Column::PausedAt,
-            ])
-            .to_owned(),
-    )
-    .into_query();
-    if backend == sea_orm::DbBackend::Postgres {
-        // The look below reads the deadline from this statement's rows (see `Batch::rows_of_last`).
-        upsert.returning_all();
-    }
-    writes.push(backend.build(&upsert));
+    static UPSERT: Prepared = Prepared::new();
+    let none = Option::<DateTime<Utc>>::None;
+    let values = vec![
+        project_id.into(),
+        key.to_owned().into(),
+        due_at.into(),
+        now.into(),
+        none.into(),
+        none.into(),
+    ];
+    writes.push(UPSERT.statement(backend, values, |backend| {
+        let mut upsert = deadlines::Entity::insert(deadlines::ActiveModel {
+            id: NotSet,
+            project_id: Set(project_id),
+            key: Set(key.to_owned()),
+            due_at: Set(due_at),
+            set_at: Set(now),
+            cleared_at: Set(None),
+            paused_at: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([deadlines::Column::ProjectId, deadlines::Column::Key])
+                .update_columns([
+                    deadlines::Column::DueAt,
+                    deadlines::Column::SetAt,
+                    deadlines::Column::ClearedAt,
+                    deadlines::Column::PausedAt,
+                ])
+                .to_owned(),
+        )
+        .into_query();
+        if backend == sea_orm::DbBackend::Postgres {
+            // The look below reads the deadline from this statement's rows (see `Batch::rows_of_last`).
+            upsert.returning_all();
+        }
+        backend.build(&upsert)
+    }));
     let deadlines = writes.rows_of_last("deadlines");
     writes.push(crate::reminders::look_at_statement(
         backend, &deadlines, project_id, key, now,
@@ -1011,30 +1209,47 @@ pub(crate) async fn recipients(
         return Ok(Vec::new());
     };
     Ok(users::Entity::find()
-        .filter(audience)
+        .filter(audience.condition)
         .filter(users::Column::Disabled.eq(false))
         .order_by_asc(users::Column::Id)
         .all(txn)
         .await?)
 }
 
+/// Which accounts some roles name (see [`audience`]).
+pub(crate) struct Audience {
+    pub(crate) condition: sea_orm::Condition,
+    /// The values `condition` binds, in order.
+    pub(crate) values: Vec<sea_orm::Value>,
+    /// Which of the three shapes `condition` has (council accounts, officers, both): its values aside,
+    /// conditions of one shape are the same text.
+    pub(crate) shape: usize,
+}
+
 /// Which accounts the roles name, disabled ones included; `None` when they name none.
-pub(crate) fn audience(region_code: &str, roles: &[String]) -> Option<sea_orm::Condition> {
+pub(crate) fn audience(region_code: &str, roles: &[String]) -> Option<Audience> {
     let council = roles.iter().any(|r| r == "council");
     let officer = roles.iter().any(|r| r == "officer");
     if !council && !officer {
         return None;
     }
-    let mut audience = sea_orm::Condition::any();
+    let mut condition = sea_orm::Condition::any();
+    let mut values = Vec::new();
     if council {
-        audience = audience.add(
+        condition = condition.add(
             sea_orm::Condition::all()
                 .add(users::Column::Role.eq("council"))
                 .add(users::Column::RegionCode.eq(region_code)),
         );
+        values.extend(["council".into(), region_code.into()]);
     }
     if officer {
-        audience = audience.add(users::Column::Role.eq("officer"));
+        condition = condition.add(users::Column::Role.eq("officer"));
+        values.push("officer".into());
     }
-    Some(audience)
+    Some(Audience {
+        condition,
+        values,
+        shape: usize::from(council) + 2 * usize::from(officer) - 1,
+    })
 }

@@ -174,10 +174,120 @@ async fn a_refused_transition_writes_nothing(db: &TestDb) {
 }
 
 async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
-    let store = db.store().await;
+    let store = Arc::new(db.store().await);
     deploy_anssi(&store).await;
     let id = create(&store, "11").await;
-    one_of_fifty_wins(&[Arc::new(store)], id).await;
+    one_of_fifty_wins(std::slice::from_ref(&store), id).await;
+    // Decided outside the writer, as requests are: most tasks read the version before any write lands, so
+    // the writer's version check is what refuses them.
+    let id = create(&store, "24").await;
+    one_of_fifty_decided_wins(std::slice::from_ref(&store), id).await;
+}
+
+/// A decision taken on a version another transition has since left writes nothing: the writer's version
+/// check refuses it, naming the current version, and the project, its history and its mails are as the
+/// other transition left them.
+async fn a_decision_on_a_left_version_writes_nothing(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "32").await;
+    fire(&store, id, "express_interest", council(), None)
+        .await
+        .unwrap();
+    let version = projects::find(store.db(), id).await.unwrap().version;
+    let late = projects::decide(
+        store.db(),
+        decided_unit(&store, id, version, "open_identification"),
+    )
+    .await
+    .expect("decided on the committed version");
+    let first = projects::fire(&store, decided_unit(&store, id, version, "withdraw"))
+        .await
+        .expect("the other transition");
+    assert_eq!(first.snapshot.project.state, "withdrawn");
+    let history = events::list(store.db(), id).await.unwrap();
+    let mails = mail_count(&store).await;
+    match projects::write_decided(&store, late).await {
+        Err(StoreError::Conflict {
+            expected, current, ..
+        }) => assert_eq!((expected, current), (version, version + 1)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        projects::find(store.db(), id).await.unwrap(),
+        first.snapshot.project
+    );
+    assert_eq!(events::list(store.db(), id).await.unwrap(), history);
+    assert_eq!(mail_count(&store).await, mails);
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+}
+
+async fn mail_count(store: &Store) -> u64 {
+    incubator_store::entities::outbox::Entity::find()
+        .count(store.db())
+        .await
+        .unwrap()
+}
+
+fn decided_unit(
+    store: &Store,
+    id: i64,
+    version: i64,
+    transition: &str,
+) -> projects::FireTransitionAndRead {
+    let actor = if transition == "withdraw" {
+        council()
+    } else {
+        officer()
+    };
+    projects::FireTransitionAndRead {
+        fire: FireTransition {
+            registry: store.workflows().clone(),
+            project_id: id,
+            expected_version: version,
+            request: FireRequest {
+                transition: transition.into(),
+                comment: Some("raison".into()),
+            },
+            actor,
+            now: at(2021, 4, 2),
+        },
+        region_scope: None,
+    }
+}
+
+/// [`one_of_fifty_wins`] for transitions decided outside the writer ([`projects::fire`]).
+async fn one_of_fifty_decided_wins(replicas: &[Arc<Store>], id: i64) {
+    let project = projects::find(replicas[0].db(), id).await.unwrap();
+    let version = project.version;
+    let tasks: Vec<_> = (0..50)
+        .map(|n| {
+            let store = replicas[n % replicas.len()].clone();
+            let region = project.region_code.clone();
+            tokio::spawn(async move {
+                let unit = projects::FireTransitionAndRead {
+                    fire: FireTransition {
+                        registry: store.workflows().clone(),
+                        project_id: id,
+                        expected_version: version,
+                        request: FireRequest {
+                            transition: "express_interest".into(),
+                            comment: None,
+                        },
+                        actor: council(),
+                        now: at(2021, 4, 1),
+                    },
+                    region_scope: Some(region),
+                };
+                projects::fire(&store, unit).await.map(|_| ())
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    tally_one_winner(&replicas[0], id, version, outcomes).await;
 }
 
 /// Two replicas (each its own pool and writer) on one database: their writes meet in the database, not in
@@ -191,9 +301,13 @@ async fn two_replicas_at_one_version_one_wins(db: &TestDb) {
         ids.push(create(&first, region).await);
     }
     let replicas = [Arc::new(first), Arc::new(second)];
+    let decided = create(&replicas[0], "44").await;
     for id in ids {
         one_of_fifty_wins(&replicas, id).await;
     }
+    // Decided outside the writers: each writer's transaction starts on the bump, and still waits for the
+    // other's write lock instead of failing on it.
+    one_of_fifty_decided_wins(&replicas, decided).await;
 }
 
 /// Fires one transition from fifty tasks at the project's current version, spread over the replicas:
@@ -220,11 +334,26 @@ async fn one_of_fifty_wins(replicas: &[Arc<Store>], id: i64) {
             })
         })
         .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().map(|_| ()));
+    }
+    tally_one_winner(&replicas[0], id, version, outcomes).await;
+}
+
+/// Exactly one outcome is a success, the others conflicts naming the version it left, and one event of
+/// the transition is recorded.
+async fn tally_one_winner(
+    store: &Store,
+    id: i64,
+    version: i64,
+    outcomes: Vec<Result<(), StoreError>>,
+) {
     let mut won = 0;
     let mut conflicts = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => won += 1,
+    for outcome in outcomes {
+        match outcome {
+            Ok(()) => won += 1,
             Err(StoreError::Conflict {
                 current, expected, ..
             }) => {
@@ -240,7 +369,7 @@ async fn one_of_fifty_wins(replicas: &[Arc<Store>], id: i64) {
         }
     }
     assert_eq!((won, conflicts), (1, 49));
-    let transitions = events::list(replicas[0].db(), id)
+    let transitions = events::list(store.db(), id)
         .await
         .unwrap()
         .into_iter()
@@ -645,6 +774,7 @@ both_backends!(
     drives_a_region_from_invited_to_operational,
     a_refused_transition_writes_nothing,
     fifty_writers_at_one_version_one_wins,
+    a_decision_on_a_left_version_writes_nothing,
     two_replicas_at_one_version_one_wins,
     tampering_is_detected_and_named,
     export_then_import_is_lossless,

@@ -483,9 +483,10 @@ pub async fn fire_transition(
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<TransitionRequest>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let fired = state
-        .store()
-        .write(FireTransitionAndRead {
+    // Decided on this request's task, on the committed project; the writer only writes.
+    let fired = projects::fire(
+        state.store(),
+        FireTransitionAndRead {
             fire: FireTransition {
                 registry: state.store().workflows().clone(),
                 project_id: id,
@@ -499,8 +500,9 @@ pub async fn fire_transition(
             },
             // Checked on the read the decision is taken on: no separate query to learn the project's region.
             region_scope: caller.region_scope().map(str::to_owned),
-        })
-        .await?;
+        },
+    )
+    .await?;
     let relatives = match fired.relatives {
         Some(relatives) => relatives,
         None => projects::relatives(state.store().db(), &fired.snapshot.project).await?,
