@@ -13,7 +13,9 @@ use incubator_store::cohorts::{self as cohorts_repo, AssignCohort};
 use incubator_store::documents::{self as documents_repo, ReviewDecision, ReviewDocument};
 use incubator_store::entities::workflow_versions;
 use incubator_store::fields::PatchFields;
-use incubator_store::projects::{self, CreateProject, FireTransition, status_name};
+use incubator_store::projects::{
+    self, CreateProject, FireTransition, FireTransitionAndRead, status_name,
+};
 use incubator_store::scans::ScanStatus;
 use incubator_store::{events, users as users_repo};
 use sea_orm::{EntityTrait, QueryOrder};
@@ -661,9 +663,9 @@ pub async fn fire(
     let project = project_of(&state, caller, &code).await?;
     let form = submitted.form;
     let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
-    let result = state
-        .store()
-        .write(FireTransition {
+    // Decided on this request's task, as the API's transitions are; the writer only writes.
+    let fire = FireTransitionAndRead {
+        fire: FireTransition {
             registry: state.store().workflows().clone(),
             project_id: project.snapshot.project.id,
             expected_version: form.expected_version,
@@ -673,7 +675,10 @@ pub async fn fire(
             },
             actor: caller.actor(),
             now: state.programme_now(),
-        })
+        },
+        region_scope: caller.region_scope().map(str::to_owned),
+    };
+    let result = projects::fire(state.store(), fire)
         .await
         .map(|_| "transition_fired")
         .map_err(ApiError::from);
