@@ -177,11 +177,11 @@ async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
     let store = Arc::new(db.store().await);
     deploy_anssi(&store).await;
     let id = create(&store, "11").await;
-    one_of_fifty_wins(std::slice::from_ref(&store), id).await;
+    one_of_fifty_wins(std::slice::from_ref(&store), id, Decision::InWriter).await;
     // Decided outside the writer, as requests are: most tasks read the version before any write lands, so
     // the writer's version check is what refuses them.
     let id = create(&store, "24").await;
-    one_of_fifty_decided_wins(std::slice::from_ref(&store), id).await;
+    one_of_fifty_wins(std::slice::from_ref(&store), id, Decision::Outside).await;
 }
 
 /// A decision taken on a version another transition has since left writes nothing: the writer's version
@@ -256,40 +256,6 @@ fn decided_unit(
     }
 }
 
-/// [`one_of_fifty_wins`] for transitions decided outside the writer ([`projects::fire`]).
-async fn one_of_fifty_decided_wins(replicas: &[Arc<Store>], id: i64) {
-    let project = projects::find(replicas[0].db(), id).await.unwrap();
-    let version = project.version;
-    let tasks: Vec<_> = (0..50)
-        .map(|n| {
-            let store = replicas[n % replicas.len()].clone();
-            let region = project.region_code.clone();
-            tokio::spawn(async move {
-                let unit = projects::FireTransitionAndRead {
-                    fire: FireTransition {
-                        registry: store.workflows().clone(),
-                        project_id: id,
-                        expected_version: version,
-                        request: FireRequest {
-                            transition: "express_interest".into(),
-                            comment: None,
-                        },
-                        actor: council(),
-                        now: at(2021, 4, 1),
-                    },
-                    region_scope: Some(region),
-                };
-                projects::fire(&store, unit).await.map(|_| ())
-            })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.unwrap());
-    }
-    tally_one_winner(&replicas[0], id, version, outcomes).await;
-}
-
 /// Two replicas (each its own pool and writer) on one database: their writes meet in the database, not in
 /// one writer, and the loser still hears a conflict naming the current version.
 async fn two_replicas_at_one_version_one_wins(db: &TestDb) {
@@ -303,56 +269,60 @@ async fn two_replicas_at_one_version_one_wins(db: &TestDb) {
     let replicas = [Arc::new(first), Arc::new(second)];
     let decided = create(&replicas[0], "44").await;
     for id in ids {
-        one_of_fifty_wins(&replicas, id).await;
+        one_of_fifty_wins(&replicas, id, Decision::InWriter).await;
     }
     // Decided outside the writers: each writer's transaction starts on the bump, and still waits for the
     // other's write lock instead of failing on it.
-    one_of_fifty_decided_wins(&replicas, decided).await;
+    one_of_fifty_wins(&replicas, decided, Decision::Outside).await;
+}
+
+/// Where the fifty tasks' transitions are decided.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    /// Inside the writer, on its transaction (`Store::write` of a `FireTransition`).
+    InWriter,
+    /// On the task, before the writer is asked (`projects::fire`, as requests are).
+    Outside,
 }
 
 /// Fires one transition from fifty tasks at the project's current version, spread over the replicas:
 /// exactly one wins, the others get a conflict naming the new version, one event is recorded.
-async fn one_of_fifty_wins(replicas: &[Arc<Store>], id: i64) {
-    let version = projects::find(replicas[0].db(), id).await.unwrap().version;
+async fn one_of_fifty_wins(replicas: &[Arc<Store>], id: i64, decision: Decision) {
+    let project = projects::find(replicas[0].db(), id).await.unwrap();
+    let version = project.version;
     let tasks: Vec<_> = (0..50)
         .map(|n| {
             let store = replicas[n % replicas.len()].clone();
+            let region = project.region_code.clone();
             tokio::spawn(async move {
-                store
-                    .write(FireTransition {
-                        registry: store.workflows().clone(),
-                        project_id: id,
-                        expected_version: version,
-                        request: FireRequest {
-                            transition: "express_interest".into(),
-                            comment: None,
-                        },
-                        actor: council(),
-                        now: at(2021, 4, 1),
-                    })
-                    .await
+                let fire = FireTransition {
+                    registry: store.workflows().clone(),
+                    project_id: id,
+                    expected_version: version,
+                    request: FireRequest {
+                        transition: "express_interest".into(),
+                        comment: None,
+                    },
+                    actor: council(),
+                    now: at(2021, 4, 1),
+                };
+                match decision {
+                    Decision::InWriter => store.write(fire).await.map(|_| ()),
+                    Decision::Outside => {
+                        let unit = projects::FireTransitionAndRead {
+                            fire,
+                            region_scope: Some(region),
+                        };
+                        projects::fire(&store, unit).await.map(|_| ())
+                    }
+                }
             })
         })
         .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.unwrap().map(|_| ()));
-    }
-    tally_one_winner(&replicas[0], id, version, outcomes).await;
-}
-
-/// Exactly one outcome is a success, the others conflicts naming the version it left, and one event of
-/// the transition is recorded.
-async fn tally_one_winner(
-    store: &Store,
-    id: i64,
-    version: i64,
-    outcomes: Vec<Result<(), StoreError>>,
-) {
     let mut won = 0;
     let mut conflicts = 0;
-    for outcome in outcomes {
-        match outcome {
+    for task in tasks {
+        match task.await.unwrap() {
             Ok(()) => won += 1,
             Err(StoreError::Conflict {
                 current, expected, ..
@@ -369,7 +339,7 @@ async fn tally_one_winner(
         }
     }
     assert_eq!((won, conflicts), (1, 49));
-    let transitions = events::list(store.db(), id)
+    let transitions = events::list(replicas[0].db(), id)
         .await
         .unwrap()
         .into_iter()
