@@ -104,14 +104,15 @@ impl Worker {
     /// Claims one batch of due mails at `now` and delivers them one after the other.
     pub async fn run_batch(&self, now: DateTime<Utc>) -> MailResult<BatchReport> {
         let lease_until = now + self.config.lease;
-        let rows = delivery::claim(
-            self.store.db(),
-            &self.id,
-            now,
-            lease_until,
-            self.config.batch_size,
-        )
-        .await?;
+        let rows = self
+            .store
+            .write(delivery::Claim {
+                worker: self.id.clone(),
+                now,
+                lease_until,
+                limit: self.config.batch_size,
+            })
+            .await?;
         let mut report = BatchReport {
             claimed: rows.len(),
             ..BatchReport::default()

@@ -92,6 +92,35 @@ pub async fn mark_sent(
     Ok(result.rows_affected == 1)
 }
 
+/// [`claim`] as a unit of work, for a worker inside the service: the claim joins the writer's next group
+/// commit instead of committing on its own. On SQLite a claim of its own flushes once more and holds the
+/// write lock meanwhile; a batch of transitions that meets it sleeps in SQLite's busy handler (a
+/// millisecond at least, then longer), which is what the slowest requests waited on.
+#[derive(Debug)]
+pub struct Claim {
+    pub worker: String,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub limit: u64,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for Claim {
+    type Output = Vec<outbox::Model>;
+
+    async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Vec<outbox::Model>> {
+        claim(txn, &self.worker, self.now, self.lease_until, self.limit).await
+    }
+
+    fn can_wait(&self) -> bool {
+        true
+    }
+
+    fn writes_first(&self) -> bool {
+        true
+    }
+}
+
 /// [`mark_sent`] as a unit of work, for a worker inside the service: the record joins the writer's next
 /// group commit instead of committing on its own (on SQLite, taking the write lock from the transitions'
 /// writer and flushing once more for every mail), and waits a little for a request's commit to share when
