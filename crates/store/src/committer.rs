@@ -104,11 +104,12 @@ const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Committer {
     /// SQLite has one writer at a time, so one lane; PostgreSQL commits several transactions at once.
-    pub fn start(db: DatabaseConnection, lanes: usize) -> Self {
+    /// `commits`, when given, hears of every commit (a full channel means it already has the news).
+    pub fn start(db: DatabaseConnection, lanes: usize, commits: Option<mpsc::Sender<()>>) -> Self {
         let lanes = (0..lanes.max(1))
             .map(|_| {
                 let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
-                tokio::spawn(run_batches(db.clone(), jobs));
+                tokio::spawn(run_batches(db.clone(), jobs, commits.clone()));
                 queue
             })
             .collect();
@@ -137,7 +138,11 @@ impl Committer {
     }
 }
 
-async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
+async fn run_batches(
+    db: DatabaseConnection,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    commits: Option<mpsc::Sender<()>>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.iter().all(|job| job.can_wait()) {
@@ -150,8 +155,12 @@ async fn run_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<Box<dyn Jo
         if matches!(outcome, Ok(Ran::UnitFailed)) {
             outcome = run_batch(&db, &mut batch, Isolation::Savepoints).await;
         }
-        if let Err(e) = &outcome {
-            tracing::warn!(error = %e.0, units = batch.len(), "batch not committed");
+        match (&outcome, &commits) {
+            (Err(e), _) => tracing::warn!(error = %e.0, units = batch.len(), "batch not committed"),
+            (Ok(_), Some(commits)) => {
+                let _ = commits.try_send(());
+            }
+            (Ok(_), None) => {}
         }
         let commit = outcome.as_ref().map(|_| ());
         for job in batch.drain(..) {

@@ -28,6 +28,7 @@ pub mod tokens;
 pub mod transfer;
 pub mod users;
 pub mod versions;
+mod wal;
 pub mod workflows;
 
 use std::path::Path;
@@ -61,12 +62,17 @@ impl Store {
     }
 
     pub fn with_connection(db: DatabaseConnection, data_dir: &Path) -> Self {
-        let lanes = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => POSTGRES_WRITER_LANES,
-            _ => 1,
+        // SQLite's log is checkpointed off the commit path (`wal`); PostgreSQL checkpoints by itself.
+        let (lanes, commits) = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => (POSTGRES_WRITER_LANES, None),
+            _ => (1, Some(wal::checkpoint_after_commits(db.clone()))),
+        };
+        let writer = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => db::sqlite_writer(&db),
+            _ => db.clone(),
         };
         Self {
-            committer: Committer::start(db.clone(), lanes),
+            committer: Committer::start(writer, lanes, commits),
             db,
             workflows: Arc::default(),
             blobs: blobs::BlobStore::new(data_dir),

@@ -16,7 +16,10 @@ use incubator_store::entities::deadlines;
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::FireTransition;
 use incubator_store::{Store, StoreError, audit, events, projects, reminders, transfer};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement,
+    TransactionTrait,
+};
 use serde_json::json;
 
 async fn drives_a_region_from_invited_to_operational(db: &TestDb) {
@@ -783,6 +786,62 @@ async fn replicas_starting_together_migrate_once() {
         .try_get::<i64>("", "n")
         .unwrap();
     assert_eq!(regions, 18);
+}
+
+/// SQLite's log is copied back into the database file by the store's own checkpoints, after commits, not
+/// by the commits themselves (they would make their whole batch wait): the file grows with the programme's
+/// data though no commit came near SQLite's threshold and nobody asked for a checkpoint.
+#[tokio::test]
+async fn the_log_is_checkpointed_off_the_commit_path() {
+    let db = common::sqlite().await;
+    let file = db.data_dir().join("incubator.sqlite3");
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let before = std::fs::metadata(&file).unwrap().len();
+    let regions = [
+        "11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84", "93", "94",
+    ];
+    for region in regions {
+        let id = create(&store, region).await;
+        fire(&store, id, "express_interest", council(), None)
+            .await
+            .unwrap();
+    }
+    let waited_since = std::time::Instant::now();
+    let after = loop {
+        let after = std::fs::metadata(&file).unwrap().len();
+        if after > before || waited_since.elapsed() > std::time::Duration::from_secs(10) {
+            break after;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        after > before,
+        "the database file stayed at {before} bytes: nothing was checkpointed"
+    );
+}
+
+/// On SQLite the writer has a connection of its own: readers holding every pooled connection (long
+/// exports, a slow page) delay no write.
+#[tokio::test]
+async fn writes_go_on_while_readers_hold_every_pooled_connection() {
+    let mut db = common::sqlite().await;
+    db.config.max_connections = 2;
+    db.config.acquire_timeout = std::time::Duration::from_secs(1);
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let held = [
+        store.db().begin().await.unwrap(),
+        store.db().begin().await.unwrap(),
+    ];
+    let id = tokio::time::timeout(std::time::Duration::from_secs(10), create(&store, "53"))
+        .await
+        .expect("the write waited for a pooled connection");
+    drop(held);
+    assert_eq!(
+        projects::find(store.db(), id).await.unwrap().region_code,
+        "53"
+    );
 }
 
 /// The start-up sweep of evidence files: it removes the old files no row names (an upload cut by a crash
