@@ -62,14 +62,15 @@ impl Store {
     }
 
     pub fn with_connection(db: DatabaseConnection, data_dir: &Path) -> Self {
-        // SQLite's log is checkpointed off the commit path (`wal`); PostgreSQL checkpoints by itself.
-        let (lanes, commits) = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => (POSTGRES_WRITER_LANES, None),
-            _ => (1, Some(wal::checkpoint_after_commits(db.clone()))),
-        };
-        let writer = match db.get_database_backend() {
-            sea_orm::DbBackend::Sqlite => db::sqlite_writer(&db),
-            _ => db.clone(),
+        // SQLite: one writer, on a connection of its own, and the log checkpointed off the commit path
+        // (`wal`); PostgreSQL commits on several lanes from the pool and checkpoints by itself.
+        let (writer, lanes, commits) = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => (db.clone(), POSTGRES_WRITER_LANES, None),
+            _ => (
+                db::sqlite_writer(&db),
+                1,
+                Some(wal::checkpoint_after_commits(db.clone())),
+            ),
         };
         Self {
             committer: Committer::start(writer, lanes, commits),

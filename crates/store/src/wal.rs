@@ -13,8 +13,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio::sync::mpsc;
 
 /// The least time between two checkpoints: long enough that pages rewritten by many commits (the projects'
-/// and the indexes' hot pages) are copied once, short enough that the log stays near the size SQLite's own
-/// threshold keeps it at under the heaviest load measured (BENCHMARKS.md).
+/// and the indexes' hot pages) are copied once, short enough that the log stays small (once copied whole,
+/// the next commit writes it again from its beginning).
 const PAUSE: Duration = Duration::from_millis(100);
 
 /// Starts the checkpointing task and returns what the writers tell of their commits: `try_send(())` after
