@@ -2,12 +2,14 @@
 //! WAL flushes. Each unit still runs inside its own savepoint, so it is checked and refused on its own, and
 //! no caller hears "done" before the commit that holds its work.
 
+use std::any::Any;
 use std::fmt;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
+use crate::projects::{WriteDecision, write_together};
 
 /// A unit of work: everything one request writes, run inside a transaction it does not own.
 #[async_trait::async_trait]
@@ -44,6 +46,8 @@ trait Job: Send {
     fn complete(self: Box<Self>, commit: Result<(), &Failed>);
     fn can_wait(&self) -> bool;
     fn writes_first(&self) -> bool;
+    /// The job when it is a decided transition's writes, which may share a round with others'.
+    fn decided(&mut self) -> Option<&mut Pending<WriteDecision>>;
 }
 
 struct Pending<U: UnitOfWork> {
@@ -67,6 +71,10 @@ impl<U: UnitOfWork> Job for Pending<U> {
 
     fn writes_first(&self) -> bool {
         self.unit.writes_first()
+    }
+
+    fn decided(&mut self) -> Option<&mut Pending<WriteDecision>> {
+        (self as &mut dyn Any).downcast_mut()
     }
 
     fn complete(self: Box<Self>, commit: Result<(), &Failed>) {
@@ -226,16 +234,26 @@ async fn run_batch(
     }
     .map_err(Failed)?;
     let lone = batch.len() == 1;
-    for job in batch.iter_mut() {
-        match isolation {
-            Isolation::Shared => {
-                if !job.run(&txn).await {
+    match isolation {
+        Isolation::Shared => {
+            let mut next = 0;
+            while next < batch.len() {
+                let together = sharing_a_round(&mut batch[next..]);
+                let ran = if together > 1 {
+                    run_together(&txn, &mut batch[next..next + together]).await
+                } else {
+                    batch[next].run(&txn).await
+                };
+                next += together.max(1);
+                if !ran {
                     txn.rollback().await.map_err(Failed)?;
                     // A lone unit's failure is its own answer: its writes were all that was rolled back.
                     return Ok(if lone { Ran::Done } else { Ran::UnitFailed });
                 }
             }
-            Isolation::Savepoints => {
+        }
+        Isolation::Savepoints => {
+            for job in batch.iter_mut() {
                 let savepoint = txn.begin().await.map_err(Failed)?;
                 if job.run(&savepoint).await {
                     savepoint.commit().await.map_err(Failed)?;
@@ -247,4 +265,38 @@ async fn run_batch(
     }
     txn.commit().await.map_err(Failed)?;
     Ok(Ran::Done)
+}
+
+/// How many of the first jobs are decided writes that may share one round (see
+/// [`WriteDecision::may_join`]).
+fn sharing_a_round(jobs: &mut [Box<dyn Job>]) -> usize {
+    let mut members: Vec<&WriteDecision> = Vec::new();
+    for job in jobs {
+        match job.decided() {
+            Some(pending) if pending.unit.may_join(&members) => members.push(&pending.unit),
+            _ => break,
+        }
+    }
+    members.len()
+}
+
+/// Runs decided writes in one round; true when every one of them succeeded. When the round itself fails,
+/// no unit's answer is known: the batch runs again, each unit on its own.
+async fn run_together(txn: &DatabaseTransaction, jobs: &mut [Box<dyn Job>]) -> bool {
+    let mut pending: Vec<&mut Pending<WriteDecision>> =
+        jobs.iter_mut().filter_map(|job| job.decided()).collect();
+    let units: Vec<&WriteDecision> = pending.iter().map(|p| &p.unit).collect();
+    let answers = match write_together(txn, &units).await {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::warn!(error = %e, units = units.len(), "a shared round failed; its units run again apart");
+            return false;
+        }
+    };
+    let mut all = true;
+    for (one, answer) in pending.iter_mut().zip(answers) {
+        all &= answer.is_ok();
+        one.result = Some(answer);
+    }
+    all
 }

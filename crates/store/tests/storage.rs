@@ -225,6 +225,102 @@ async fn a_decision_on_a_left_version_writes_nothing(db: &TestDb) {
     assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
 }
 
+/// Requests' transitions on many projects at once (on PostgreSQL the writer sends their decided writes in
+/// shared rounds): each gets its own project, deadlines and answer; one decided on a version left meanwhile
+/// is refused alone, naming the current version, and writes nothing.
+async fn decided_writes_sharing_rounds_each_get_their_own_answer(db: &TestDb) {
+    use incubator_store::entities::outbox;
+    let store = Arc::new(db.store().await);
+    deploy_anssi(&store).await;
+    let officer_account = incubator_store::users::NewUser {
+        email: "officer@x.example".into(),
+        name: "Officer".into(),
+        role: "officer".into(),
+        region_code: None,
+        password_hash: "-".into(),
+        lang: "fr".into(),
+    };
+    incubator_store::users::create(store.db(), officer_account, at(2021, 4, 1))
+        .await
+        .unwrap();
+    let regions = [
+        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76",
+        "84", "93", "94",
+    ];
+    let mut decided = Vec::new();
+    for region in regions {
+        let id = create(&store, region).await;
+        let unit = decided_unit(&store, id, 1, "express_interest");
+        decided.push((id, projects::decide(store.db(), unit).await.unwrap()));
+    }
+    // One project moves on after its decision was taken: that decision's version is left.
+    let (stale, _) = decided[7];
+    fire(&store, stale, "withdraw", council(), Some("raison"))
+        .await
+        .unwrap();
+    let history = events::list(store.db(), stale).await.unwrap();
+    let mails = mail_count(&store).await;
+    let tasks: Vec<_> = decided
+        .into_iter()
+        .map(|(id, decided)| {
+            let store = store.clone();
+            tokio::spawn(async move { (id, projects::write_decided(&store, decided).await) })
+        })
+        .collect();
+    let mut fired = 0u64;
+    for task in tasks {
+        let (id, answer) = task.await.unwrap();
+        if id == stale {
+            match answer {
+                Err(StoreError::Conflict {
+                    expected, current, ..
+                }) => assert_eq!((expected, current), (1, 2)),
+                other => panic!("expected a conflict, got {other:?}"),
+            }
+            assert_eq!(events::list(store.db(), id).await.unwrap(), history);
+            continue;
+        }
+        let answer = answer.unwrap();
+        let committed = projects::snapshot(store.db(), id).await.unwrap();
+        assert_eq!(answer.snapshot.project, committed.project);
+        assert_eq!(
+            (
+                answer.snapshot.project.state.as_str(),
+                answer.snapshot.project.version
+            ),
+            ("interest_expressed", 2)
+        );
+        assert_eq!(answer.snapshot.deadlines, committed.deadlines);
+        assert!(!answer.snapshot.deadlines.is_empty());
+        assert!(
+            answer.snapshot.deadlines.iter().all(|d| d.project_id == id),
+            "another project's deadline in the answer of {id}"
+        );
+        if let Some(relatives) = answer.relatives {
+            assert_eq!(
+                relatives,
+                projects::relatives(store.db(), &committed.project)
+                    .await
+                    .unwrap()
+            );
+        }
+        let events = events::list(store.db(), id).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].to_state.as_deref(), Some("interest_expressed"));
+        // The officer's mail of its own transition, once.
+        let own_mails = outbox::Entity::find()
+            .filter(outbox::Column::ProjectId.eq(id))
+            .count(store.db())
+            .await
+            .unwrap();
+        assert_eq!(own_mails, 1, "mails of project {id}");
+        fired += 1;
+    }
+    assert_eq!(fired, regions.len() as u64 - 1);
+    assert_eq!(mail_count(&store).await - mails, fired);
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+}
+
 async fn mail_count(store: &Store) -> u64 {
     incubator_store::entities::outbox::Entity::find()
         .count(store.db())
@@ -739,6 +835,7 @@ async fn transition_mails_reach_each_account_once(db: &TestDb) {
 }
 
 both_backends!(
+    decided_writes_sharing_rounds_each_get_their_own_answer,
     reviews_and_patches_of_one_project_queue_instead_of_colliding,
     transition_mails_reach_each_account_once,
     upgrading_keeps_every_queued_look,
