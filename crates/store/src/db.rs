@@ -141,24 +141,40 @@ fn pool_options<DB: sea_orm::sqlx::Database>(config: &DbConfig) -> PoolOptions<D
         })
 }
 
-/// SQLite: the writer's own connection, opened on first use with `db`'s settings and kept. A connection
-/// that began its transaction after another connection's commit starts with an empty page cache, so a
-/// writer taking any pooled connection read most pages of every batch again; alone to write, its own cache
-/// stays valid from one batch to the next (in one run a unit's writes went from ~165 to ~120 µs, see
-/// BENCHMARKS.md). Nor does the writer wait for a connection while readers hold all of the pool's.
-pub fn sqlite_writer(db: &DatabaseConnection) -> DatabaseConnection {
+/// The writer's own connections, one per lane (SQLite has one), opened on first use with `db`'s settings
+/// and kept. On SQLite, a connection that began its transaction after another connection's commit starts
+/// with an empty page cache, so a writer taking any pooled connection read most pages of every batch again;
+/// alone to write, its own cache stays valid from one batch to the next (in one run a unit's writes went
+/// from ~165 to ~120 µs, see BENCHMARKS.md). On PostgreSQL, a connection keeps the statements it
+/// prepared, and shared rounds of writes (`projects::write_together`) are texts of their own, one per
+/// count of units: the lanes' few connections prepare them once, where every pooled connection would
+/// prepare them again. Nor do the writers wait for a connection while readers hold all of the pool's.
+pub fn writer(db: &DatabaseConnection, lanes: u32) -> DatabaseConnection {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let pool = db.get_postgres_connection_pool();
+        let writer = writer_pool(lanes, pool.options().get_acquire_timeout())
+            .connect_lazy_with((*pool.connect_options()).clone());
+        return SqlxPostgresConnector::from_sqlx_postgres_pool(writer);
+    }
     let pool = db.get_sqlite_connection_pool();
-    let writer = PoolOptions::<sea_orm::sqlx::Sqlite>::new()
-        .max_connections(1)
+    let writer = writer_pool(lanes, pool.options().get_acquire_timeout())
+        .connect_lazy_with((*pool.connect_options()).clone());
+    SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)
+}
+
+fn writer_pool<DB: sea_orm::sqlx::Database>(
+    lanes: u32,
+    acquire_timeout: Duration,
+) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(lanes)
         .min_connections(0)
         .idle_timeout(None)
         .max_lifetime(None)
-        // One user, which never leaves it idle for long; sqlx tests it as it comes back after each batch and
-        // opens another if it broke.
+        // Few users, which never leave them idle for long; sqlx tests each as it comes back after a batch
+        // and opens another if it broke.
         .test_before_acquire(false)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .connect_lazy_with((*pool.connect_options()).clone());
-    SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)
+        .acquire_timeout(acquire_timeout)
 }
 
 /// Whether `error` says the database cannot be reached (refused or lost connection, no connection

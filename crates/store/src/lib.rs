@@ -43,7 +43,7 @@ pub use error::{StoreError, StoreResult};
 pub use workflows::{Deployed, DeployedVersion, WorkflowRegistry};
 
 /// Concurrent write transactions on PostgreSQL; each groups the units that arrive while the last commits.
-const POSTGRES_WRITER_LANES: usize = 4;
+const POSTGRES_WRITER_LANES: u32 = 4;
 
 /// The database, the deployed workflows and the writer, shared by every request of a process.
 #[derive(Debug, Clone)]
@@ -62,18 +62,14 @@ impl Store {
     }
 
     pub fn with_connection(db: DatabaseConnection, data_dir: &Path) -> Self {
-        // SQLite: one writer, on a connection of its own, and the log checkpointed off the commit path
-        // (`wal`); PostgreSQL commits on several lanes from the pool and checkpoints by itself.
-        let (writer, lanes, commits) = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => (db.clone(), POSTGRES_WRITER_LANES, None),
-            _ => (
-                db::sqlite_writer(&db),
-                1,
-                Some(wal::checkpoint_after_commits(db.clone())),
-            ),
+        // Writers on connections of their own (`db::writer`): SQLite has one, and its log is checkpointed
+        // off the commit path (`wal`); PostgreSQL commits on several lanes and checkpoints by itself.
+        let (lanes, commits) = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => (POSTGRES_WRITER_LANES, None),
+            _ => (1, Some(wal::checkpoint_after_commits(db.clone()))),
         };
         Self {
-            committer: Committer::start(writer, lanes, commits),
+            committer: Committer::start(db::writer(&db, lanes), lanes as usize, commits),
             db,
             workflows: Arc::default(),
             blobs: blobs::BlobStore::new(data_dir),
