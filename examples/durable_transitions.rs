@@ -18,7 +18,7 @@ use anyhow::Context;
 use chrono::Utc;
 use incubator_engine::{Actor, FireRequest};
 use incubator_store::fields::PatchFields;
-use incubator_store::projects::{CreateProject, FireTransition};
+use incubator_store::projects::{CreateProject, FireTransition, FireTransitionAndRead};
 use incubator_store::{DbConfig, SqliteSync, Store};
 use sea_orm::{ConnectionTrait, Database, Statement};
 
@@ -218,20 +218,28 @@ async fn transition_rate(
             let mut project = incubator_store::projects::find(store.db(), id).await?;
             while !stop.load(Ordering::Relaxed) {
                 let transition = if project.state == "a" { "to_b" } else { "to_a" };
-                let version = store
-                    .write(FireTransition {
-                        registry: store.workflows().clone(),
-                        project_id: id,
-                        expected_version: project.version,
-                        request: FireRequest {
-                            transition: transition.into(),
-                            comment: None,
-                        },
-                        actor: officer(),
-                        now: Utc::now(),
-                    })
-                    .await?;
-                project.version = version;
+                // As the service fires one: decided on the committed project, then written by the
+                // committer under the version check.
+                let fire = FireTransition {
+                    registry: store.workflows().clone(),
+                    project_id: id,
+                    expected_version: project.version,
+                    request: FireRequest {
+                        transition: transition.into(),
+                        comment: None,
+                    },
+                    actor: officer(),
+                    now: Utc::now(),
+                };
+                let fired = incubator_store::projects::fire(
+                    &store,
+                    FireTransitionAndRead {
+                        fire,
+                        region_scope: None,
+                    },
+                )
+                .await?;
+                project.version = fired.snapshot.project.version;
                 project.state = if transition == "to_b" {
                     "b".into()
                 } else {
