@@ -230,7 +230,8 @@ fn combined_writes(writes: &[Statement], guards: &[usize]) -> Option<Statement> 
     Some(Statement::from_sql_and_values(backend, sql, Values(values)))
 }
 
-/// PostgreSQL: reads of one text as one `UNION ALL`, each keeping its own order.
+/// PostgreSQL: reads of one text as one `UNION ALL`. It promises no order across or within the reads: the
+/// caller sorts the rows it gets.
 fn union_all(same: &[&Statement]) -> Statement {
     let mut sql = String::new();
     let mut values = Vec::new();

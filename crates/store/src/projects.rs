@@ -622,7 +622,7 @@ fn sort_rows_of(projects: &[&projects::Model], rows: Vec<QueryResult>) -> StoreR
     }
     // Soonest first, as each read asked: a round's reads of one text may come as one, in any order.
     for one in &mut sorted {
-        one.deadlines.sort_by_key(|d| d.due_at);
+        one.deadlines.sort_by_key(|d| (d.due_at, d.id));
     }
     Ok(sorted)
 }
