@@ -16,7 +16,8 @@ use crate::auth::{ClientIp, check_credentials, hash_password, new_token, token_d
 use crate::error::{ApiError, FieldProblem};
 use crate::openapi::{
     BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
-    TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    TooLargeProblem, UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
+    UnsupportedProblem,
 };
 use crate::password_policy;
 
@@ -81,7 +82,7 @@ impl AccountView {
     responses(
         (status = 200, description = "A new token", body = TokenResponse),
         BadRequestProblem, UnauthorizedProblem, TooLargeProblem, UnsupportedProblem, UnprocessableProblem,
-        TimeoutProblem, InternalProblem,
+        TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn issue_token(
@@ -118,7 +119,7 @@ pub async fn issue_token(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked: the token no longer works"),
-        UnauthorizedProblem, TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn revoke_token(
@@ -138,7 +139,7 @@ pub async fn revoke_token(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = AccountView),
-        UnauthorizedProblem, TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn me(
@@ -172,7 +173,7 @@ pub struct PasswordChange {
     responses(
         (status = 204, description = "Changed; every session and token of the account ended"),
         BadRequestProblem, UnauthorizedProblem, TooLargeProblem, UnsupportedProblem, UnprocessableProblem,
-        TimeoutProblem, InternalProblem,
+        TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn change_password(
@@ -213,7 +214,7 @@ pub async fn change_password(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every account", body = Vec<AccountView>),
-        UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_accounts(
@@ -239,7 +240,7 @@ pub async fn list_accounts(
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 204, description = "Every token of the account revoked"),
-        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn revoke_account_tokens(

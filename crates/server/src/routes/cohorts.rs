@@ -15,7 +15,8 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::openapi::{
     BadRequestProblem, ConflictProblem, ForbiddenProblem, InternalProblem, TimeoutProblem,
-    TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    TooLargeProblem, UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
+    UnsupportedProblem,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,7 +55,7 @@ impl From<cohort_rows::Model> for CohortView {
     responses(
         (status = 201, description = "The session", body = CohortView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, ConflictProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn create_cohort(
@@ -83,7 +84,7 @@ pub async fn create_cohort(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The sessions", body = Vec<CohortView>),
-        UnauthorizedProblem, TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_cohorts(

@@ -23,7 +23,8 @@ use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::openapi::{
     BadRequestProblem, ConflictProblem, ForbiddenProblem, InternalProblem, NotFoundProblem,
-    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
+    UnsupportedProblem,
 };
 use crate::sniff::{display_filename, sniff};
 
@@ -122,7 +123,7 @@ pub struct UploadForm {
     responses(
         (status = 201, description = "The document, waiting for review", body = DocumentView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn upload_document(
@@ -349,7 +350,7 @@ pub(crate) async fn checked_evidence(
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "The documents", body = Vec<DocumentView>),
-        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_documents(
@@ -393,7 +394,7 @@ pub struct Binary(#[allow(dead_code)] Vec<u8>);
          ),
          headers(("content-disposition" = String, description = "attachment; filename=…"))),
         BadRequestProblem, UnauthorizedProblem, NotFoundProblem, ConflictProblem, TimeoutProblem,
-        InternalProblem,
+        InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn document_content(
@@ -607,7 +608,7 @@ pub struct ReviewView {
     responses(
         (status = 200, description = "The reviewed document", body = ReviewView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, ConflictProblem,
-        TooLargeProblem, UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        TooLargeProblem, UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn review_document(

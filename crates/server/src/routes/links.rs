@@ -18,7 +18,8 @@ use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::openapi::{
     BadRequestProblem, ForbiddenProblem, GoneProblem, InternalProblem, NotFoundProblem,
-    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
+    UnsupportedProblem,
 };
 
 /// How long a link lasts when the request names no expiry.
@@ -154,7 +155,7 @@ fn expiry(new: &NewLink, now: DateTime<Utc>, timezone: Tz) -> Result<DateTime<Ut
     responses(
         (status = 201, description = "The link, with its address", body = IssuedLink),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn issue_link(
@@ -221,7 +222,7 @@ pub async fn issue_link(
     responses(
         (status = 200, description = "The withdrawn link", body = LinkView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, GoneProblem,
-        TimeoutProblem, InternalProblem,
+        TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn revoke_link(

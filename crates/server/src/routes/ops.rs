@@ -52,7 +52,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
     responses(
         (status = 200, description = "Prometheus text exposition format", body = String,
          content_type = "text/plain; version=0.0.4; charset=utf-8"),
-        UnauthorizedProblem, TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn metrics(

@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::openapi::{
     BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
-    UnauthorizedProblem, UnprocessableProblem,
+    UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -98,7 +98,7 @@ impl MailView {
     params(OutboxQuery),
     responses(
         (status = 200, description = "Mails, newest first", body = Vec<MailView>),
-        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_outbox(
@@ -128,7 +128,7 @@ pub async fn list_outbox(
     responses(
         (status = 200, description = "The mail, pending again", body = MailView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, UnprocessableProblem,
-        TimeoutProblem, InternalProblem,
+        TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn retry_mail(

@@ -26,7 +26,8 @@ use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem, UnmetCondition};
 use crate::openapi::{
     BadRequestProblem, ConflictProblem, ForbiddenProblem, InternalProblem, NotFoundProblem,
-    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    TimeoutProblem, TooLargeProblem, UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
+    UnsupportedProblem,
 };
 
 /// A project as the caller sees it: which transitions it may fire now, and what is missing for the others.
@@ -274,7 +275,7 @@ pub struct NewProject {
         (status = 201, description = "The project", body = ProjectView,
          headers(("location" = String, description = "The project's URL"))),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, ConflictProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn create_project(
@@ -328,7 +329,7 @@ pub struct ProjectQuery {
     params(ProjectQuery),
     responses(
         (status = 200, description = "The projects", body = Vec<ProjectView>),
-        BadRequestProblem, UnauthorizedProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_projects(
@@ -362,7 +363,7 @@ pub async fn list_projects(
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "The project", body = ProjectView),
-        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn get_project(
@@ -386,7 +387,7 @@ pub async fn get_project(
     responses(
         (status = 200, description = "The project", body = ProjectView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn patch_fields(
@@ -474,7 +475,7 @@ pub struct TransitionRequest {
     responses(
         (status = 200, description = "The project after the transition", body = ProjectView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, ConflictProblem,
-        TooLargeProblem, UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        TooLargeProblem, UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn fire_transition(
@@ -530,7 +531,7 @@ pub struct CohortAssignment {
     responses(
         (status = 200, description = "The project", body = ProjectView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn assign_cohort(
@@ -584,7 +585,7 @@ pub struct EventView {
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "The audit trail", body = Vec<EventView>),
-        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_events(

@@ -11,7 +11,9 @@ use super::ApiQuery;
 use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::openapi::{BadRequestProblem, InternalProblem, TimeoutProblem, UnauthorizedProblem};
+use crate::openapi::{
+    BadRequestProblem, InternalProblem, TimeoutProblem, UnauthorizedProblem, UnavailableProblem,
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegionView {
@@ -41,7 +43,7 @@ pub struct RegionQuery {
     params(RegionQuery),
     responses(
         (status = 200, description = "The 18 regions", body = Vec<RegionView>),
-        BadRequestProblem, UnauthorizedProblem, TimeoutProblem, InternalProblem,
+        BadRequestProblem, UnauthorizedProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_regions(

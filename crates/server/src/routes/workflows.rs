@@ -18,7 +18,8 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::openapi::{
     BadRequestProblem, ForbiddenProblem, InternalProblem, NotFoundProblem, TimeoutProblem,
-    TooLargeProblem, UnauthorizedProblem, UnprocessableProblem, UnsupportedProblem,
+    TooLargeProblem, UnauthorizedProblem, UnavailableProblem, UnprocessableProblem,
+    UnsupportedProblem,
 };
 
 /// One deployed version of a workflow. A deployed version never changes.
@@ -50,7 +51,7 @@ impl From<DeployedVersion> for WorkflowVersionView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deployed versions, by workflow id then version", body = Vec<WorkflowVersionView>),
-        UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem,
+        UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn list_workflows(
@@ -119,7 +120,7 @@ impl From<MigrationReport> for MigrationReportView {
     responses(
         (status = 200, description = "The migration report", body = MigrationReportView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn migrate_projects(
@@ -225,7 +226,7 @@ impl From<ClockChange> for ClockView {
     responses(
         (status = 200, description = "The pause", body = ClockView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn pause_deadline(
@@ -264,7 +265,7 @@ pub async fn pause_deadline(
     responses(
         (status = 200, description = "The resumption, with the moved due date and reminders", body = ClockView),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, NotFoundProblem, TooLargeProblem,
-        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem,
+        UnsupportedProblem, UnprocessableProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
 pub async fn resume_deadline(
