@@ -7,8 +7,9 @@ of up to 16 transitions in one transaction; this compares how PostgreSQL takes t
 
 - `apart`:  each transition's writes as one statement of CTEs, 16 statements per transaction (the writer
             before shared rounds, and SQLite's way);
-- `ctes`:   the 16 transitions' CTEs renumbered into one statement (`Batch::merge`, the writer today);
-- `unnest`: one statement of fixed text whose writes each take all 16 projects at once (not built yet).
+- `ctes`:   the 16 transitions' CTEs renumbered into one statement (the writer of session 10);
+- `unnest`: one statement of fixed text whose writes each take all 16 projects at once (the writer today,
+            `crates/store/src/round.rs`, whose rows travel as JSON rather than arrays).
 
 Each pgbench client (one per writer lane) owns 16 projects. Prints units (transitions) per second and the
 machine's busy CPU per unit (PostgreSQL and pgbench together). Needs the database the storage benchmark

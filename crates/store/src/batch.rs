@@ -25,8 +25,7 @@ pub(crate) struct Batch {
     backend: DbBackend,
     writes: Vec<Statement>,
     reads: Vec<Statement>,
-    /// The writes that are guards: the first of a guarded batch; one per part of a merged one.
-    guards: Vec<usize>,
+    guarded: bool,
 }
 
 impl Batch {
@@ -38,7 +37,7 @@ impl Batch {
             backend: guard.db_backend,
             writes: vec![guard],
             reads: Vec::new(),
-            guards: vec![0],
+            guarded: true,
         }
     }
 
@@ -47,54 +46,14 @@ impl Batch {
             backend,
             writes: Vec::new(),
             reads: Vec::new(),
-            guards: Vec::new(),
+            guarded: false,
         }
-    }
-
-    /// PostgreSQL: guarded batches of several units as one round, for the units to share the round trips:
-    /// their writes are one statement returning every guard's rows, and their reads of one text one
-    /// `UNION ALL`. The answer holds every guard's rows (fewer when a guard failed), then the reads' rows,
-    /// in no order the caller may rely on between parts: it tells them apart by their keys. No two parts may
-    /// write the same rows, nor read rows another writes.
-    pub(crate) fn merge<'a>(parts: impl IntoIterator<Item = &'a Batch>) -> Batch {
-        let mut merged = Self::unguarded(DbBackend::Postgres);
-        let mut reads: Vec<Vec<&Statement>> = Vec::new();
-        for part in parts {
-            debug_assert!(
-                part.backend == DbBackend::Postgres && !part.guards.is_empty(),
-                "not a guarded batch for PostgreSQL"
-            );
-            let offset = merged.writes.len();
-            merged.guards.extend(part.guards.iter().map(|g| g + offset));
-            merged
-                .writes
-                .extend(part.writes.iter().map(|write| Statement {
-                    sql: renumber(&write.sql, 0, offset),
-                    ..write.clone()
-                }));
-            for read in &part.reads {
-                match reads.iter_mut().find(|same| same[0].sql == read.sql) {
-                    Some(same) => same.push(read),
-                    None => reads.push(vec![read]),
-                }
-            }
-        }
-        merged.reads = reads.into_iter().map(|same| union_all(&same)).collect();
-        merged
     }
 
     /// Whether reads added after the writes travel with them: on SQLite they do; on PostgreSQL each is a
     /// query of its own.
     pub(crate) fn reads_ride_along(backend: DbBackend) -> bool {
         backend != DbBackend::Postgres
-    }
-
-    /// The statements' texts, in order: batches with the same texts differ only in their values.
-    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> {
-        self.writes
-            .iter()
-            .chain(&self.reads)
-            .map(|statement| statement.sql.as_str())
     }
 
     pub(crate) fn backend(&self) -> DbBackend {
@@ -113,7 +72,7 @@ impl Batch {
     /// the guard's returned rows.
     pub(crate) fn push_if_guard_holds(&mut self, insert: Statement) {
         debug_assert!(
-            self.guards == [0] && self.writes.len() == 1,
+            self.guarded && self.writes.len() == 1,
             "not right after a guard"
         );
         let guard_held = match self.backend {
@@ -159,12 +118,11 @@ impl Batch {
         if self.backend != DbBackend::Postgres {
             return Ok(txn.query_all(self.one_query()).await?);
         }
-        let mut rows = match combined_writes(&self.writes, &self.guards) {
+        let mut rows = match combined_writes(&self.writes, self.guarded) {
             Some(writes) => txn.query_all(writes).await?,
             None => Vec::new(),
         };
-        if rows.len() < self.guards.len() {
-            // A guard failed: its unit fails, and with it the round.
+        if self.guarded && rows.is_empty() {
             return Ok(rows);
         }
         for read in &self.reads {
@@ -202,8 +160,8 @@ fn cte_name(index: usize) -> String {
 }
 
 /// PostgreSQL: the writes as one statement, each a CTE `wN` with its parameters renumbered after those of
-/// the CTEs before it; the statement returns the guards' rows, or none when unguarded.
-fn combined_writes(writes: &[Statement], guards: &[usize]) -> Option<Statement> {
+/// the CTEs before it; the statement returns the guard's rows, or none when unguarded.
+fn combined_writes(writes: &[Statement], guarded: bool) -> Option<Statement> {
     let backend = writes.first()?.db_backend;
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
@@ -213,84 +171,43 @@ fn combined_writes(writes: &[Statement], guards: &[usize]) -> Option<Statement> 
         }
         sql.push_str(&cte_name(index));
         sql.push_str(" AS (");
-        sql.push_str(&renumber(&write.sql, values.len(), 0));
+        sql.push_str(&shift_parameters(&write.sql, values.len()));
         sql.push(')');
         if let Some(Values(these)) = &write.values {
             values.extend(these.iter().cloned());
         }
     }
-    if guards.is_empty() {
-        sql.push_str(" SELECT 1 LIMIT 0");
-    }
-    for (n, guard) in guards.iter().enumerate() {
-        sql.push_str(if n == 0 { " " } else { " UNION ALL " });
-        sql.push_str("SELECT * FROM ");
-        sql.push_str(&cte_name(*guard));
-    }
+    sql.push_str(if guarded {
+        " SELECT * FROM w0"
+    } else {
+        " SELECT 1 LIMIT 0"
+    });
     Some(Statement::from_sql_and_values(backend, sql, Values(values)))
 }
 
-/// PostgreSQL: reads of one text as one `UNION ALL`. It promises no order across or within the reads: the
-/// caller sorts the rows it gets.
-fn union_all(same: &[&Statement]) -> Statement {
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    for read in same {
-        if !sql.is_empty() {
-            sql.push_str(" UNION ALL ");
-        }
-        sql.push('(');
-        sql.push_str(&renumber(&read.sql, values.len(), 0));
-        sql.push(')');
-        if let Some(Values(these)) = &read.values {
-            values.extend(these.iter().cloned());
-        }
-    }
-    Statement::from_sql_and_values(same[0].db_backend, sql, Values(values))
-}
-
-/// `$n` becomes `$(n + params)` wherever it is a parameter, and a CTE's name `wN` becomes `w(N + ctes)`:
-/// not inside a quoted string or identifier, nor inside a longer name.
-fn renumber(sql: &str, params: usize, ctes: usize) -> String {
+/// `$n` becomes `$(n + by)` wherever it is a parameter: not inside a quoted string or identifier.
+fn shift_parameters(sql: &str, by: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut quote: Option<char> = None;
-    let mut previous = ' ';
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
-        let starts_word = !(previous.is_alphanumeric() || previous == '_');
-        previous = c;
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = 0usize;
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + d as usize;
+                    chars.next();
+                }
+                out.push('$');
+                out.push_str(&(n + by).to_string());
+                continue;
+            }
+            None => {}
+        }
         out.push(c);
-        let by = match quote {
-            Some(q) if c == q => {
-                quote = None;
-                continue;
-            }
-            Some(_) => continue,
-            None if c == '\'' || c == '"' => {
-                quote = Some(c);
-                continue;
-            }
-            None if c == '$' => params,
-            None if c == 'w' && starts_word => ctes,
-            None => continue,
-        };
-        let mut digits = String::new();
-        while let Some(d) = chars.next_if(char::is_ascii_digit) {
-            digits.push(d);
-        }
-        let Ok(n) = digits.parse::<usize>() else {
-            continue;
-        };
-        previous = '0';
-        let longer_name = c == 'w'
-            && chars
-                .peek()
-                .is_some_and(|&d| d.is_alphanumeric() || d == '_');
-        if longer_name {
-            out.push_str(&digits);
-        } else {
-            out.push_str(&(n + by).to_string());
-        }
     }
     out
 }
@@ -310,20 +227,8 @@ mod tests {
     #[test]
     fn parameters_shift_outside_quotes_only() {
         assert_eq!(
-            renumber(r#"SELECT $1, '$2', "$3", $10 || '''$4'"#, 5, 0),
+            shift_parameters(r#"SELECT $1, '$2', "$3", $10 || '''$4'"#, 5),
             r#"SELECT $6, '$2', "$3", $15 || '''$4'"#
-        );
-    }
-
-    #[test]
-    fn cte_names_shift_outside_quotes_and_longer_names_only() {
-        assert_eq!(
-            renumber(
-                r#"SELECT $2 FROM w0 WHERE EXISTS (SELECT 1 FROM w12) AND "w3" = 'w4' AND aw5 = w6x"#,
-                1,
-                7
-            ),
-            r#"SELECT $3 FROM w7 WHERE EXISTS (SELECT 1 FROM w19) AND "w3" = 'w4' AND aw5 = w6x"#
         );
     }
 
@@ -346,7 +251,7 @@ mod tests {
             [5i64.into()],
         ));
         assert_eq!(writes.rows_of_last("u"), "w2");
-        let combined = combined_writes(&writes.writes, &writes.guards).unwrap();
+        let combined = combined_writes(&writes.writes, true).unwrap();
         assert_eq!(
             combined.sql,
             "WITH w0 AS (UPDATE t SET a = $1 WHERE id = $2 RETURNING *), \
@@ -355,45 +260,5 @@ mod tests {
              SELECT * FROM w0"
         );
         assert_eq!(combined.values.unwrap().0.len(), 5);
-    }
-
-    #[test]
-    fn merged_postgres_writes_keep_each_part_apart() {
-        let part = |id: i64| {
-            let mut writes = Batch::guarded_by(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE t SET a = a + 1 WHERE id = $1 RETURNING *",
-                [id.into()],
-            ));
-            writes.push_if_guard_holds(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO e (t) VALUES ($1)",
-                [id.into()],
-            ));
-            writes.read_after(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT * FROM d WHERE t = $1 ORDER BY at",
-                [id.into()],
-            ));
-            writes
-        };
-        let (one, two) = (part(1), part(2));
-        let merged = Batch::merge([&one, &two]);
-        assert_eq!(merged.guards, [0, 2]);
-        let combined = combined_writes(&merged.writes, &merged.guards).unwrap();
-        assert_eq!(
-            combined.sql,
-            "WITH w0 AS (UPDATE t SET a = a + 1 WHERE id = $1 RETURNING *), \
-             w1 AS (INSERT INTO e (t) SELECT $2 WHERE EXISTS (SELECT 1 FROM w0)), \
-             w2 AS (UPDATE t SET a = a + 1 WHERE id = $3 RETURNING *), \
-             w3 AS (INSERT INTO e (t) SELECT $4 WHERE EXISTS (SELECT 1 FROM w2)) \
-             SELECT * FROM w0 UNION ALL SELECT * FROM w2"
-        );
-        assert_eq!(merged.reads.len(), 1);
-        assert_eq!(
-            merged.reads[0].sql,
-            "(SELECT * FROM d WHERE t = $1 ORDER BY at) UNION ALL (SELECT * FROM d WHERE t = $2 ORDER BY at)"
-        );
-        assert_eq!(merged.reads[0].values.as_ref().unwrap().0.len(), 2);
     }
 }

@@ -146,9 +146,9 @@ fn pool_options<DB: sea_orm::sqlx::Database>(config: &DbConfig) -> PoolOptions<D
 /// with an empty page cache, so a writer taking any pooled connection read most pages of every batch again;
 /// alone to write, its own cache stays valid from one batch to the next (in one run a unit's writes went
 /// from ~165 to ~120 µs, see BENCHMARKS.md). On PostgreSQL, a connection keeps the statements it
-/// prepared, and shared rounds of writes (`projects::write_together`) are texts of their own, one per
-/// count of units: the lanes' few connections prepare them once, where every pooled connection would
-/// prepare them again. Nor do the writers wait for a connection while readers hold all of the pool's.
+/// prepared, and the writes' statements, each a round's (`round`) or a change's own, are texts of their
+/// own: the lanes' few connections prepare them once, where every pooled connection would prepare them
+/// again. Nor do the writers wait for a connection while readers hold all of the pool's.
 pub fn writer(db: &DatabaseConnection, lanes: u32) -> DatabaseConnection {
     if db.get_database_backend() == DbBackend::Postgres {
         let pool = db.get_postgres_connection_pool();

@@ -53,14 +53,14 @@ impl NewEvent {
     }
 }
 
-/// The insert appending an event to the project's chain, with the event's sequence number and hash, which
-/// the caller stores on the project row in the same transaction (see `projects::record`).
-pub(crate) fn append_statement(
-    backend: DbBackend,
+/// The event as appended to the project's chain: its sequence number follows the project's last, and its
+/// hash covers the last one's, which the caller stores on the project row in the same transaction (see
+/// `projects::record`).
+pub(crate) fn chained(
     project: &projects::Model,
     event: NewEvent,
     at: DateTime<Utc>,
-) -> (Statement, i64, String) {
+) -> events::Model {
     let mut model = events::Model {
         id: 0,
         project_id: project.id,
@@ -77,7 +77,11 @@ pub(crate) fn append_statement(
         hash: String::new(),
     };
     model.hash = event_hash(&model);
-    let (seq, hash) = (model.seq, model.hash.clone());
+    model
+}
+
+/// The insert of a [`chained`] event.
+pub(crate) fn insert_statement(backend: DbBackend, model: &events::Model) -> Statement {
     static INSERT: Prepared = Prepared::new();
     let values = vec![
         model.project_id.into(),
@@ -93,7 +97,7 @@ pub(crate) fn append_statement(
         model.prev_hash.clone().into(),
         model.hash.clone().into(),
     ];
-    let insert = INSERT.statement(backend, values, |backend| {
+    INSERT.statement(backend, values, |backend| {
         let model = model.clone();
         events::Entity::insert(events::ActiveModel {
             id: NotSet,
@@ -111,8 +115,7 @@ pub(crate) fn append_statement(
             hash: Set(model.hash),
         })
         .build(backend)
-    });
-    (insert, seq, hash)
+    })
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: i64) -> StoreResult<Vec<events::Model>> {

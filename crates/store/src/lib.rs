@@ -22,6 +22,7 @@ mod prepared;
 pub mod projects;
 pub mod regions;
 pub mod reminders;
+mod round;
 pub mod scans;
 pub mod sessions;
 pub mod tokens;

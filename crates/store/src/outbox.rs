@@ -116,6 +116,23 @@ pub(crate) fn enqueue_statement(
     Some(insert)
 }
 
+/// An account's row's `recipients`, written by the database as [`addressees`] writes it, from the columns
+/// of `users`.
+pub(crate) fn recipients_sql(backend: DbBackend) -> String {
+    // Each string quoted by the database's JSON function, as serde_json quotes it.
+    let quote = match backend {
+        DbBackend::Postgres => "to_json",
+        _ => "json_quote",
+    };
+    let recipients = format!(
+        r#"'[{{"email":' || {quote}("users"."email") || ',"name":' || {quote}("users"."name") || '}}]'"#
+    );
+    match backend {
+        DbBackend::Postgres => format!("({recipients})::text"),
+        _ => recipients,
+    }
+}
+
 /// [`enqueue_statement`]'s insert, written anew.
 fn insert_for(
     backend: DbBackend,
@@ -126,24 +143,12 @@ fn insert_for(
     context: &str,
     now: DateTime<Utc>,
 ) -> Statement {
-    // Each string quoted by the database's JSON function, as serde_json quotes it.
-    let quote = match backend {
-        DbBackend::Postgres => "to_json",
-        _ => "json_quote",
-    };
-    let recipients = format!(
-        r#"'[{{"email":' || {quote}("users"."email") || ',"name":' || {quote}("users"."name") || '}}]'"#
-    );
     let accounts = Query::select()
         .expr(Expr::val(project.id))
         .expr(Expr::val(event_seq))
         .expr(Expr::val(template))
         .column((users::Entity, users::Column::Lang))
-        .expr(Expr::cust(if backend == DbBackend::Postgres {
-            format!("({recipients})::text")
-        } else {
-            recipients
-        }))
+        .expr(Expr::cust(recipients_sql(backend)))
         .expr(Expr::val(context))
         .expr(Expr::val(PENDING))
         .expr(Expr::val(0))

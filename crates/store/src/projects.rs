@@ -23,13 +23,15 @@ use crate::Store;
 use crate::audit::normalize;
 use crate::batch::Batch;
 use crate::committer::UnitOfWork;
+use crate::entities::events;
 use crate::entities::{
     cohorts, deadlines, document_reviews, documents, links, projects, regions, requirements, users,
 };
 use crate::error::{StoreError, StoreResult};
-use crate::events::{NewEvent, append_statement};
+use crate::events::NewEvent;
 use crate::outbox;
 use crate::prepared::Prepared;
+use crate::round::{self, Mail, ROUND_MAX, TransitionRows};
 use crate::workflows::WorkflowRegistry;
 
 /// A project as read in one consistent view: its row, typed facts, requirements, cohort and deadlines.
@@ -817,14 +819,14 @@ pub async fn decide(
         return Ok(Decided(Plan::InWriter(unit)));
     }
     let read_back = ReadBack::for_answer(db.get_database_backend());
-    let writes = decision_writes(
+    let writes = Writes::new(
         db.get_database_backend(),
         &workflow,
         &before.project,
         &decision,
         NewEvent::transition("transition", &decision, json!({})),
         read_back,
-    )?;
+    );
     let unit = WriteDecision {
         project: before.project.clone(),
         writes,
@@ -861,7 +863,7 @@ pub async fn fire(store: &Store, unit: FireTransitionAndRead) -> StoreResult<Fir
 pub(crate) struct WriteDecision {
     /// The row as the decision read it: the bump holds only on its version.
     project: projects::Model,
-    writes: Batch,
+    writes: Writes,
 }
 
 #[async_trait::async_trait]
@@ -878,25 +880,19 @@ impl UnitOfWork for WriteDecision {
     }
 
     async fn run(&mut self, txn: &DatabaseTransaction) -> StoreResult<Written> {
-        let rows = self.writes.run(txn).await?;
-        written(txn, &self.project, sort_rows(&self.project, rows)?).await
+        self.writes.run(txn, &self.project).await
     }
 }
 
-/// The most decided writes one round carries (see [`write_together`]): each count of them is a text of its
-/// own that the writer's connections keep prepared.
-const ROUND_MAX: usize = 16;
-
 impl WriteDecision {
-    /// Whether these writes may share a round with `others`' ([`write_together`]). Only on PostgreSQL,
-    /// where a round is a round trip to the server and a statement's start costs the server more than its
-    /// few rows (measured: server CPU per transition down by a tenth, transitions per second up by a fifth
-    /// at 64 clients); on SQLite, measured, they saved nothing: a unit's time there is its statements' own
-    /// work. The round's rows are told apart by project, so no two may be of one project, nor of a parent
-    /// and its child, nor of two children of one parent (each would read it).
+    /// Whether these writes may share a round with `others'` ([`write_together`]): on PostgreSQL, where a
+    /// round is a round trip to the server and each write's start costs the server more than its few rows.
+    /// On SQLite, measured, sharing saved nothing: a unit's time there is its statements' own work. The
+    /// round's rows are told apart by project, so no two may be of one project, nor of a parent and its
+    /// child, nor of two children of one parent (each would read it).
     pub(crate) fn may_join(&self, others: &[&WriteDecision]) -> bool {
         let (id, parent) = (self.project.id, self.project.parent_project_id);
-        self.writes.backend() == sea_orm::DbBackend::Postgres
+        matches!(self.writes, Writes::Round(..))
             && others.len() < ROUND_MAX
             && others.iter().all(|other| {
                 let (other_id, other_parent) = (other.project.id, other.project.parent_project_id);
@@ -908,19 +904,44 @@ impl WriteDecision {
     }
 }
 
-/// Several decided writes in one round (see [`Batch::merge`]): two round trips to PostgreSQL for them all
-/// (the writes, then the reads that see them) where each would take its own. The answer is each unit's, in
+/// Several decided writes in one round (see [`round`]): two round trips to PostgreSQL for them all (the
+/// writes, then the deadlines they left) where each would take its own. The answer is each unit's, in
 /// order; an error is the round's, in which case none of them can be told.
 pub(crate) async fn write_together(
     txn: &DatabaseTransaction,
     units: &[&WriteDecision],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
-    let mut parts: Vec<&Batch> = units.iter().map(|unit| &unit.writes).collect();
-    // In one order whatever the order of arrival, so that a round's text is one of a few, which the
-    // writer's connection keeps prepared; the rows are told apart by project, not by position.
-    parts.sort_by(|a, b| a.texts().cmp(b.texts()));
-    let rows = Batch::merge(parts).run(txn).await?;
-    let projects: Vec<&projects::Model> = units.iter().map(|unit| &unit.project).collect();
+    let mut parts = Vec::with_capacity(units.len());
+    let mut read_back = ReadBack::Nothing;
+    for unit in units {
+        match &unit.writes {
+            Writes::Round(rows, asked) => {
+                parts.push((&unit.project, &**rows));
+                read_back = read_back.max(*asked);
+            }
+            Writes::Statements(_) => {
+                return Err(StoreError::Corrupt(
+                    "a round of writes of statements (SQLite's)".into(),
+                ));
+            }
+        }
+    }
+    write_round(txn, &parts, read_back).await
+}
+
+/// The units' writes as one [`round`], each answered on its own: a unit whose bump did not hold (its
+/// project moved since its decision) wrote nothing and gets its conflict.
+async fn write_round(
+    txn: &DatabaseTransaction,
+    units: &[(&projects::Model, &TransitionRows)],
+    read_back: ReadBack,
+) -> StoreResult<Vec<StoreResult<Written>>> {
+    debug_assert!(
+        read_back != ReadBack::DeadlinesAndRelatives,
+        "a round reads no relatives"
+    );
+    let rows = round::write(txn, units, read_back != ReadBack::Nothing).await?;
+    let projects: Vec<&projects::Model> = units.iter().map(|(project, _)| *project).collect();
     let mut answers = Vec::with_capacity(units.len());
     for (project, sorted) in projects.iter().zip(sort_rows_of(&projects, rows)?) {
         answers.push(written(txn, project, sorted).await);
@@ -941,8 +962,8 @@ pub(crate) async fn apply(
     Ok(written.project.version)
 }
 
-/// What a change's round of writes reads back after them, in the same query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a change's round of writes reads back after them, in the same query; later variants read more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum ReadBack {
     Nothing,
     Deadlines,
@@ -961,8 +982,8 @@ impl ReadBack {
     }
 }
 
-/// [`apply`], as one round of writes (see [`Batch`]); returns the project row they left and what
-/// `read_back` asked for, read by the same query.
+/// [`apply`], as one round of writes; returns the project row they left and what `read_back` asked for,
+/// read by the same round.
 async fn apply_reading(
     txn: &DatabaseTransaction,
     workflow: &Workflow,
@@ -971,81 +992,150 @@ async fn apply_reading(
     event: NewEvent,
     read_back: ReadBack,
 ) -> StoreResult<Written> {
-    let writes = decision_writes(
-        txn.get_database_backend(),
-        workflow,
-        project,
-        decision,
-        event,
-        read_back,
-    )?;
-    let rows = writes.run(txn).await?;
-    written(txn, project, sort_rows(project, rows)?).await
+    let backend = txn.get_database_backend();
+    Writes::new(backend, workflow, project, decision, event, read_back)
+        .run(txn, project)
+        .await
 }
 
-/// The round of writes of [`apply_reading`], with its reads back.
-fn decision_writes(
-    backend: sea_orm::DbBackend,
+/// A decision's writes, as its backend takes them.
+#[derive(Debug)]
+enum Writes {
+    /// SQLite: statements of one query (see [`Batch`]), with the reads `ReadBack` asked for.
+    Statements(Batch),
+    /// PostgreSQL: rows for a [`round`], alone or shared with other projects'.
+    Round(Box<TransitionRows>, ReadBack),
+}
+
+impl Writes {
+    fn new(
+        backend: sea_orm::DbBackend,
+        workflow: &Workflow,
+        project: &projects::Model,
+        decision: &Decision,
+        event: NewEvent,
+        read_back: ReadBack,
+    ) -> Self {
+        let rows = transition_rows(workflow, project, decision, event);
+        match backend {
+            sea_orm::DbBackend::Postgres => Self::Round(Box::new(rows), read_back),
+            _ => Self::Statements(transition_statements(backend, project, &rows, read_back)),
+        }
+    }
+
+    async fn run(
+        &self,
+        txn: &DatabaseTransaction,
+        project: &projects::Model,
+    ) -> StoreResult<Written> {
+        match self {
+            Self::Statements(writes) => {
+                let rows = writes.run(txn).await?;
+                written(txn, project, sort_rows(project, rows)?).await
+            }
+            Self::Round(rows, read_back) => write_round(txn, &[(project, &**rows)], *read_back)
+                .await?
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Corrupt("a round of one answered none".into()))),
+        }
+    }
+}
+
+/// What a decision writes, as rows.
+fn transition_rows(
     workflow: &Workflow,
     project: &projects::Model,
     decision: &Decision,
     event: NewEvent,
-    read_back: ReadBack,
-) -> StoreResult<Batch> {
+) -> TransitionRows {
     let at = normalize(decision.at);
-    let (mut writes, seq) = chained_writes(backend, project, event, at, |seq, hash| {
-        static BUMP: Prepared = Prepared::new();
-        let updated_at = normalize(Utc::now());
-        let extra = [decision.to.clone().into(), at.into()];
-        let values = bump_values(project, seq, hash, updated_at, extra);
-        BUMP.statement(backend, values, |backend| {
-            bump_statement(backend, project, seq, hash, updated_at, |update| {
-                update
-                    .col_expr(projects::Column::State, Expr::value(decision.to.clone()))
-                    .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
-            })
-        })
-    });
+    let event = crate::events::chained(project, event, at);
     // A deadline set again needs no clearing first: its upsert replaces the row whole (and on PostgreSQL
     // the writes are one statement, in which no row may change twice).
-    let clear: Vec<String> = decision
+    let clear = decision
         .clear_deadlines
         .iter()
         .filter(|key| !decision.set_deadlines.iter().any(|d| &d.key == *key))
         .cloned()
         .collect();
-    if !clear.is_empty() {
-        writes.push(clear_deadlines_statement(backend, project.id, &clear, at));
+    let set = decision
+        .set_deadlines
+        .iter()
+        .map(|deadline| (deadline.key.clone(), normalize(deadline.due_at)))
+        .collect();
+    let mails = decision
+        .emails
+        .iter()
+        .map(|email| Mail {
+            template: email.template.clone(),
+            context: json!({
+                "project_id": project.id,
+                "region_code": project.region_code,
+                "workflow_id": workflow.id(),
+                "workflow_version": workflow.version(),
+                "transition": decision.transition,
+                "from_state": decision.from,
+                "to_state": decision.to,
+                "actor": decision.actor,
+                "comment": decision.comment,
+                "at": at,
+            }),
+            roles: workflow.account_roles(&email.to_roles),
+        })
+        .collect();
+    TransitionRows {
+        event,
+        state: decision.to.clone(),
+        at,
+        updated_at: normalize(Utc::now()),
+        clear,
+        set,
+        mails,
     }
-    for deadline in &decision.set_deadlines {
-        set_deadline_statements(
-            &mut writes,
+}
+
+/// A decision's rows as statements of one [`Batch`], with the reads `read_back` asks for.
+fn transition_statements(
+    backend: sea_orm::DbBackend,
+    project: &projects::Model,
+    rows: &TransitionRows,
+    read_back: ReadBack,
+) -> Batch {
+    let (event, at) = (&rows.event, rows.at);
+    static BUMP: Prepared = Prepared::new();
+    let values = bump_values(
+        project,
+        event.seq,
+        &event.hash,
+        rows.updated_at,
+        [rows.state.clone().into(), at.into()],
+    );
+    let bump = BUMP.statement(backend, values, |backend| {
+        bump_statement(backend, project, event, rows.updated_at, |update| {
+            update
+                .col_expr(projects::Column::State, Expr::value(rows.state.clone()))
+                .col_expr(projects::Column::StateEnteredAt, Expr::value(at))
+        })
+    });
+    let mut writes = chained_writes(bump, event);
+    if !rows.clear.is_empty() {
+        writes.push(clear_deadlines_statement(
+            backend,
             project.id,
-            &deadline.key,
-            normalize(deadline.due_at),
+            &rows.clear,
             at,
-        );
+        ));
     }
-    for email in &decision.emails {
-        let context = json!({
-            "project_id": project.id,
-            "region_code": project.region_code,
-            "workflow_id": workflow.id(),
-            "workflow_version": workflow.version(),
-            "transition": decision.transition,
-            "from_state": decision.from,
-            "to_state": decision.to,
-            "actor": decision.actor,
-            "comment": decision.comment,
-            "at": at,
-        });
-        let roles = workflow.account_roles(&email.to_roles);
+    for (key, due_at) in &rows.set {
+        set_deadline_statements(&mut writes, project.id, key, *due_at, at);
+    }
+    for mail in &rows.mails {
         let mail = outbox::RoleMail {
             project,
-            event_seq: Some(seq),
-            template: &email.template,
-            roles: &roles,
-            context: &context,
+            event_seq: Some(event.seq),
+            template: &mail.template,
+            roles: &mail.roles,
+            context: &mail.context,
         };
         if let Some(insert) = outbox::enqueue_statement(backend, mail, at) {
             writes.push(insert);
@@ -1057,7 +1147,7 @@ fn decision_writes(
     if read_back == ReadBack::DeadlinesAndRelatives {
         read_relatives(&mut writes, project);
     }
-    Ok(writes)
+    writes
 }
 
 /// Appends `event` to the project's chain and raises its version under the optimistic check, in one round
@@ -1071,28 +1161,23 @@ pub(crate) async fn record(
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
 ) -> StoreResult<(i64, i64)> {
     let backend = txn.get_database_backend();
-    let (writes, seq) = chained_writes(backend, project, event, at, |seq, hash| {
-        bump_statement(backend, project, seq, hash, normalize(Utc::now()), extra)
-    });
-    let rows = writes.run(txn).await?;
+    let event = crate::events::chained(project, event, at);
+    let bump = bump_statement(backend, project, &event, normalize(Utc::now()), extra);
+    let rows = chained_writes(bump, &event).run(txn).await?;
     let sorted = sort_rows(project, rows)?;
-    Ok((written(txn, project, sorted).await?.project.version, seq))
+    Ok((
+        written(txn, project, sorted).await?.project.version,
+        event.seq,
+    ))
 }
 
 /// The writes every change of a project starts with: the version bump under the optimistic check, which
-/// records the new chain head (the batch's guard; `bump` makes it from the event's sequence number and
-/// hash), and the event, written only when the check holds. Returns them with the event's sequence number.
-fn chained_writes(
-    backend: sea_orm::DbBackend,
-    project: &projects::Model,
-    event: NewEvent,
-    at: DateTime<Utc>,
-    bump: impl FnOnce(i64, &str) -> Statement,
-) -> (Batch, i64) {
-    let (insert_event, seq, hash) = append_statement(backend, project, event, at);
-    let mut writes = Batch::guarded_by(bump(seq, &hash));
-    writes.push_if_guard_holds(insert_event);
-    (writes, seq)
+/// records the new chain head (the batch's guard), and the event, written only when the check holds.
+fn chained_writes(bump: Statement, event: &events::Model) -> Batch {
+    let backend = bump.db_backend;
+    let mut writes = Batch::guarded_by(bump);
+    writes.push_if_guard_holds(crate::events::insert_statement(backend, event));
+    writes
 }
 
 /// The values [`bump_statement`] binds, in its order, with those of the columns `extra` sets.
@@ -1114,21 +1199,21 @@ fn bump_values<const N: usize>(
     values
 }
 
-/// The version bump of [`record`], returning the row it leaves (none when the version check fails).
+/// The version bump of [`record`] to the chain head `event`, returning the row it leaves (none when the
+/// version check fails).
 fn bump_statement(
     backend: sea_orm::DbBackend,
     project: &projects::Model,
-    seq: i64,
-    hash: &str,
+    event: &events::Model,
     updated_at: DateTime<Utc>,
     extra: impl FnOnce(sea_orm::UpdateMany<projects::Entity>) -> sea_orm::UpdateMany<projects::Entity>,
 ) -> Statement {
     let update = projects::Entity::update_many()
         .col_expr(projects::Column::Version, Expr::value(project.version + 1))
-        .col_expr(projects::Column::LastEventSeq, Expr::value(seq))
+        .col_expr(projects::Column::LastEventSeq, Expr::value(event.seq))
         .col_expr(
             projects::Column::LastEventHash,
-            Expr::value(hash.to_owned()),
+            Expr::value(event.hash.clone()),
         )
         .col_expr(projects::Column::UpdatedAt, Expr::value(updated_at))
         .filter(projects::Column::Id.eq(project.id))
@@ -1291,10 +1376,17 @@ pub(crate) struct Audience {
     pub(crate) shape: usize,
 }
 
+/// Whether account roles name the region's council accounts, and whether they name the officers.
+pub(crate) fn addressed(roles: &[String]) -> (bool, bool) {
+    (
+        roles.iter().any(|r| r == "council"),
+        roles.iter().any(|r| r == "officer"),
+    )
+}
+
 /// Which accounts the roles name, disabled ones included; `None` when they name none.
 pub(crate) fn audience(region_code: &str, roles: &[String]) -> Option<Audience> {
-    let council = roles.iter().any(|r| r == "council");
-    let officer = roles.iter().any(|r| r == "officer");
+    let (council, officer) = addressed(roles);
     if !council && !officer {
         return None;
     }
