@@ -940,6 +940,12 @@ async fn write_round(
         read_back != ReadBack::DeadlinesAndRelatives,
         "a round reads no relatives"
     );
+    if let [(project, rows)] = units {
+        // Alone, a change's writes cost PostgreSQL less as statements of their own (BENCHMARKS.md, session 13).
+        let batch = transition_statements(txn.get_database_backend(), project, rows, read_back);
+        let rows = batch.run(txn).await?;
+        return Ok(vec![written(txn, project, sort_rows(project, rows)?).await]);
+    }
     let rows = round::write(txn, units, read_back != ReadBack::Nothing).await?;
     let projects: Vec<&projects::Model> = units.iter().map(|(project, _)| *project).collect();
     let mut answers = Vec::with_capacity(units.len());
