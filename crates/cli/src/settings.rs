@@ -89,6 +89,8 @@ pub struct MailSection {
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     #[serde(with = "humantime_serde")]
+    pub gather: Duration,
+    #[serde(with = "humantime_serde")]
     pub scheduler_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub smtp_timeout: Duration,
@@ -282,6 +284,7 @@ impl Default for MailSection {
             lease: mail.lease,
             batch_size: mail.batch_size,
             poll_interval: mail.poll_interval,
+            gather: mail.gather,
             scheduler_interval: mail.scheduler_interval,
             smtp_timeout: mail.smtp_timeout,
         }
@@ -421,6 +424,7 @@ impl Settings {
         config.lease = mail.lease;
         config.batch_size = mail.batch_size;
         config.poll_interval = mail.poll_interval;
+        config.gather = mail.gather;
         config.scheduler_interval = mail.scheduler_interval;
         config.smtp_timeout = mail.smtp_timeout;
         Ok(config)

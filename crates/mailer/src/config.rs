@@ -36,6 +36,10 @@ pub struct MailConfig {
     pub batch_size: u64,
     /// How long the worker sleeps when the outbox has nothing due.
     pub poll_interval: Duration,
+    /// After a batch that took every due mail, how long the worker lets new ones gather before it claims
+    /// again: under a steady stream of transitions, one claim and one read transaction serve many mails
+    /// instead of one each, and the mails' work stays off the requests' way.
+    pub gather: Duration,
     /// How often the service runs a scheduler pass.
     pub scheduler_interval: Duration,
     /// SMTP connect and command timeout.
@@ -59,6 +63,7 @@ impl MailConfig {
             lease: Duration::from_secs(120),
             batch_size: 32,
             poll_interval: Duration::from_secs(2),
+            gather: Duration::from_millis(100),
             scheduler_interval: Duration::from_secs(300),
             smtp_timeout: Duration::from_secs(30),
             programme_clock_offset: chrono::TimeDelta::zero(),
@@ -104,6 +109,7 @@ impl fmt::Debug for MailConfig {
             .field("lease", &self.lease)
             .field("batch_size", &self.batch_size)
             .field("poll_interval", &self.poll_interval)
+            .field("gather", &self.gather)
             .field("scheduler_interval", &self.scheduler_interval)
             .field("smtp_timeout", &self.smtp_timeout)
             .finish()

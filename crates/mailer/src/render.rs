@@ -1,7 +1,8 @@
 //! From an outbox row to a rendered mail: the row's frozen context (ids, keys, instants) plus what is
 //! looked up at delivery in the mail's language (workflow labels, region name, people's names).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -17,6 +18,7 @@ use incubator_store::entities::{deadlines, links, outbox, projects, regions, use
 use incubator_store::{Store, delivery, projects as project_repo};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
+use tokio::sync::OnceCell;
 
 /// One recipient of a row, as `crates/store/src/outbox.rs` writes them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -168,16 +170,84 @@ fn state_label(workflow: &Workflow, state: &str, lang: Lang) -> String {
         .map_or_else(|| state.to_owned(), |s| pick(&s.labels, lang))
 }
 
-/// Builds the template context of a row for one language and greeting.
+/// Builds the template context of rows for one language and greeting each. A renderer serves one batch of
+/// mails: it reads the regions and the people it names once, however many of its mails name them.
 #[derive(Debug)]
 pub struct Renderer<'a> {
-    pub store: &'a Store,
-    pub public_url: &'a PublicUrl,
+    store: &'a Store,
+    public_url: &'a PublicUrl,
+    /// Every region by code, read on first need.
+    regions: OnceCell<HashMap<String, regions::Model>>,
+    /// Accounts' names by id, as read on first need (`None`: no such account).
+    names: Mutex<HashMap<i64, Option<String>>>,
 }
 
-impl Renderer<'_> {
+impl<'a> Renderer<'a> {
+    pub fn new(store: &'a Store, public_url: &'a PublicUrl) -> Self {
+        Self {
+            store,
+            public_url,
+            regions: OnceCell::new(),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn regions(
+        &self,
+        db: &impl ConnectionTrait,
+    ) -> Result<&HashMap<String, regions::Model>, RenderFailure> {
+        self.regions
+            .get_or_try_init(|| async {
+                let all = regions::Entity::find().all(db).await?;
+                Ok(all.into_iter().map(|r| (r.code.clone(), r)).collect())
+            })
+            .await
+    }
+
+    /// An actor id as people read it: an account's name for `user:N`, the service for the scheduler.
+    async fn actor_name(
+        &self,
+        db: &impl ConnectionTrait,
+        actor: &str,
+        lang: Lang,
+    ) -> Result<String, RenderFailure> {
+        if let Some(id) = actor
+            .strip_prefix("user:")
+            .and_then(|id| id.parse::<i64>().ok())
+        {
+            let known = self.lock_names().get(&id).cloned();
+            let name = match known {
+                Some(name) => name,
+                None => {
+                    let name = users::Entity::find_by_id(id)
+                        .one(db)
+                        .await?
+                        .map(|user| user.name);
+                    self.lock_names().insert(id, name.clone());
+                    name
+                }
+            };
+            if let Some(name) = name {
+                return Ok(name);
+            }
+        }
+        Ok(match (actor, lang) {
+            ("scheduler" | "system", Lang::Fr) => "l’équipe du programme".to_owned(),
+            ("scheduler" | "system", Lang::En) => "the programme team".to_owned(),
+            _ => actor.to_owned(),
+        })
+    }
+
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Option<String>>> {
+        // The map holds only finished lookups: a panic elsewhere leaves nothing half-written in it.
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub async fn context(
         &self,
+        db: &impl ConnectionTrait,
         row: &outbox::Model,
         lang: Lang,
         recipient_name: &str,
@@ -185,9 +255,8 @@ impl Renderer<'_> {
         let kind = TemplateKind::from_name(&row.template)
             .ok_or_else(|| data(format!("mail {}: no template `{}`", row.id, row.template)))?;
         if kind == TemplateKind::OfficersDigest {
-            return self.digest(row, lang, recipient_name).await;
+            return self.digest(db, row, lang, recipient_name).await;
         }
-        let db = self.store.db();
         let ids: ProjectKeys = keys(row)?;
         let workflow = self
             .store
@@ -195,9 +264,10 @@ impl Renderer<'_> {
             .get(db, &ids.workflow_id, ids.workflow_version)
             .await?;
         let project = project_repo::find(db, ids.project_id).await?;
-        let region = regions::Entity::find_by_id(project.region_code.clone())
-            .one(db)
+        let region = self
+            .regions(db)
             .await?
+            .get(&project.region_code)
             .ok_or_else(|| {
                 data(format!(
                     "region {} of project {}",
@@ -233,7 +303,7 @@ impl Renderer<'_> {
                     transition_label: workflow
                         .transition(&t.transition)
                         .map_or_else(|| t.transition.clone(), |tr| pick(&tr.labels, lang)),
-                    actor_name: actor_name(db, &t.actor, lang).await?,
+                    actor_name: self.actor_name(db, &t.actor, lang).await?,
                     comment: t.comment.filter(|c| !c.trim().is_empty()),
                     at: MailDate::new(local_day(t.at, tz), lang),
                     next_deadline,
@@ -244,7 +314,7 @@ impl Renderer<'_> {
                 let closed = ProjectClosed {
                     project: base,
                     reason: t.comment.unwrap_or_default(),
-                    actor_name: actor_name(db, &t.actor, lang).await?,
+                    actor_name: self.actor_name(db, &t.actor, lang).await?,
                     at: MailDate::new(local_day(t.at, tz), lang),
                 };
                 if kind == TemplateKind::ProjectDeclined {
@@ -258,14 +328,14 @@ impl Renderer<'_> {
             | TemplateKind::CorrectionRequested => {
                 let r: ReviewKeys = keys(row)?;
                 let missing =
-                    missing(self.store, &workflow, &project, row.created_at, lang).await?;
+                    missing(db, self.store, &workflow, &project, row.created_at, lang).await?;
                 let review = DocumentReview {
                     project: base,
                     requirement_label: workflow
                         .requirement(&r.requirement)
                         .map_or_else(|| r.requirement.clone(), |req| pick(&req.labels, lang)),
                     filename: r.filename,
-                    reviewer_name: actor_name(db, &r.reviewer, lang).await?,
+                    reviewer_name: self.actor_name(db, &r.reviewer, lang).await?,
                     missing_requirements: missing.requirements,
                 };
                 if kind == TemplateKind::DocumentAccepted {
@@ -306,7 +376,7 @@ impl Renderer<'_> {
                     deadline_label: deadline_label(&workflow, &r.deadline_key, lang),
                     state_label: state_label(&workflow, &project.state, lang),
                     due_on: MailDate::new(due, lang),
-                    missing: missing(self.store, &workflow, &project, row.created_at, lang)
+                    missing: missing(db, self.store, &workflow, &project, row.created_at, lang)
                         .await?
                         .everything,
                 };
@@ -355,7 +425,7 @@ impl Renderer<'_> {
                     requirement_hint: requirement
                         .and_then(|r| r.hint.as_ref())
                         .map(|h| pick(h, lang)),
-                    sender_name: actor_name(db, &l.sender, lang).await?,
+                    sender_name: self.actor_name(db, &l.sender, lang).await?,
                     expires_on: MailDate::new(local_day(link.expires_at, tz), lang),
                 })
             }
@@ -366,22 +436,17 @@ impl Renderer<'_> {
     /// The week's state of the whole programme, as of the instant the scheduler queued the digest.
     async fn digest(
         &self,
+        db: &impl ConnectionTrait,
         row: &outbox::Model,
         lang: Lang,
         recipient_name: &str,
     ) -> Result<EmailContext, RenderFailure> {
-        let db = self.store.db();
         let d: DigestKeys = keys(row)?;
         let all = projects::Entity::find()
             .order_by_asc(projects::Column::RegionCode)
             .all(db)
             .await?;
-        let region_names: std::collections::HashMap<String, String> = regions::Entity::find()
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| (r.code, r.name))
-            .collect();
+        let regions = self.regions(db).await?;
         let mut counts: Vec<(String, u32)> = Vec::new();
         let mut overdue = Vec::new();
         let mut due_soon = Vec::new();
@@ -407,9 +472,9 @@ impl Renderer<'_> {
             for deadline in live {
                 let due = due_day(deadline.due_at, tz);
                 let line = DigestDeadline {
-                    region_name: region_names
+                    region_name: regions
                         .get(&project.region_code)
-                        .cloned()
+                        .map(|r| r.name.clone())
                         .unwrap_or_default(),
                     deadline_label: deadline_label(&workflow, &deadline.key, lang),
                     due_on: MailDate::new(due, lang),
@@ -458,13 +523,14 @@ struct Missing {
 
 /// Evidence expiry is judged at `at`, when the mail was queued.
 async fn missing(
+    db: &impl ConnectionTrait,
     store: &Store,
     workflow: &Workflow,
     project: &projects::Model,
     at: DateTime<Utc>,
     lang: Lang,
 ) -> Result<Missing, RenderFailure> {
-    let snapshot = project_repo::snapshot_of(store.db(), project.clone()).await?;
+    let snapshot = project_repo::snapshot_of(db, project.clone()).await?;
     let officer = Actor {
         id: "mailer".into(),
         roles: vec!["officer".into()],
@@ -475,7 +541,7 @@ async fn missing(
         everything: Vec::new(),
     };
     let instance =
-        project_repo::instance_of(store.db(), store.workflows(), workflow, &snapshot, at).await?;
+        project_repo::instance_of(db, store.workflows(), workflow, &snapshot, at).await?;
     for view in workflow.evaluate(&instance, &officer) {
         let forward = workflow
             .state(&view.to)
@@ -511,24 +577,4 @@ async fn missing(
         }
     }
     Ok(found)
-}
-
-/// An actor id as people read it: an account's name for `user:N`, the service for the scheduler.
-async fn actor_name(
-    db: &impl ConnectionTrait,
-    actor: &str,
-    lang: Lang,
-) -> Result<String, RenderFailure> {
-    if let Some(id) = actor
-        .strip_prefix("user:")
-        .and_then(|id| id.parse::<i64>().ok())
-        && let Some(user) = users::Entity::find_by_id(id).one(db).await?
-    {
-        return Ok(user.name);
-    }
-    Ok(match (actor, lang) {
-        ("scheduler" | "system", Lang::Fr) => "l’équipe du programme".to_owned(),
-        ("scheduler" | "system", Lang::En) => "the programme team".to_owned(),
-        _ => actor.to_owned(),
-    })
 }

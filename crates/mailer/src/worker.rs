@@ -11,6 +11,7 @@ use incubator_store::entities::outbox;
 use incubator_store::{Store, delivery};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use tokio::sync::watch;
 
 use crate::config::MailConfig;
@@ -101,7 +102,7 @@ impl Worker {
         &self.id
     }
 
-    /// Claims one batch of due mails at `now` and delivers them one after the other.
+    /// Claims one batch of due mails at `now`, renders them all, then delivers them one after the other.
     pub async fn run_batch(&self, now: DateTime<Utc>) -> MailResult<BatchReport> {
         let lease_until = now + self.config.lease;
         let rows = self
@@ -117,14 +118,15 @@ impl Worker {
             claimed: rows.len(),
             ..BatchReport::default()
         };
+        let messages = self.render_all(&rows).await;
         // Stop while a mail's send could still end before the lease does: past that, another worker may
         // claim the rest, and both would send them. What is left is given back, its attempt uncounted.
         let stop_at = lease_until - self.config.send_limit();
-        let mut rows = rows.into_iter();
-        while let Some(row) = rows.next() {
+        let mut mails = rows.iter().zip(messages);
+        while let Some((row, message)) = mails.next() {
             if Utc::now() >= stop_at {
                 let rest: Vec<i64> = std::iter::once(row.id)
-                    .chain(rows.by_ref().map(|r| r.id))
+                    .chain(mails.by_ref().map(|(r, _)| r.id))
                     .collect();
                 tracing::warn!(
                     mails = rest.len(),
@@ -133,8 +135,18 @@ impl Worker {
                 delivery::release(self.store.db(), &rest, &self.id, Utc::now()).await?;
                 break;
             }
-            match self.deliver(&row).await {
+            let sent = match message {
+                Ok(message) => {
+                    self.transport
+                        .send(message, &format!("outbox-{}", row.id))
+                        .await
+                }
+                Err(failure) => Err(failure),
+            };
+            match sent {
                 Ok(()) => {
+                    // Recorded before the next send: a crash sends again at most the mail in flight
+                    // (docs/mail.md).
                     let sent = delivery::MarkSent {
                         id: row.id,
                         now: Utc::now(),
@@ -142,32 +154,69 @@ impl Worker {
                     self.store.write(sent).await?;
                     report.sent += 1;
                 }
-                Err(failure) => {
-                    let attempts = u32::try_from(row.attempts).unwrap_or(0);
-                    if failure.class == ErrorClass::Permanent
-                        || attempts >= self.config.max_attempts
-                    {
-                        tracing::warn!(mail = row.id, attempts, error = %failure.message, "mail is dead");
-                        delivery::mark_dead(self.store.db(), row.id, &self.id, &failure.message)
-                            .await?;
-                        report.dead += 1;
-                    } else {
-                        let next = Utc::now() + backoff(&self.config, attempts);
-                        tracing::info!(mail = row.id, attempts, %next, error = %failure.message, "mail retried later");
-                        delivery::reschedule(
-                            self.store.db(),
-                            row.id,
-                            &self.id,
-                            next,
-                            &failure.message,
-                        )
-                        .await?;
-                        report.retried += 1;
-                    }
-                }
+                Err(failure) => self.record_failure(row, &failure, &mut report).await?,
             }
         }
         Ok(report)
+    }
+
+    /// A failed mail: dead when the failure is permanent or its attempts are spent, else tried again later.
+    async fn record_failure(
+        &self,
+        row: &outbox::Model,
+        failure: &SendFailure,
+        report: &mut BatchReport,
+    ) -> MailResult<()> {
+        let attempts = u32::try_from(row.attempts).unwrap_or(0);
+        if failure.class == ErrorClass::Permanent || attempts >= self.config.max_attempts {
+            tracing::warn!(mail = row.id, attempts, error = %failure.message, "mail is dead");
+            delivery::mark_dead(self.store.db(), row.id, &self.id, &failure.message).await?;
+            report.dead += 1;
+        } else {
+            let next = Utc::now() + backoff(&self.config, attempts);
+            tracing::info!(mail = row.id, attempts, %next, error = %failure.message, "mail retried later");
+            delivery::reschedule(self.store.db(), row.id, &self.id, next, &failure.message).await?;
+            report.retried += 1;
+        }
+        Ok(())
+    }
+
+    /// Every claimed mail as a message, before the first is sent: their reads share one read transaction,
+    /// so one connection (sqlx checks a pooled connection each time it goes back, a round trip to SQLite's
+    /// thread), and one renderer, which looks regions and people up once for the batch. No connection is
+    /// held while the transport waits on a server.
+    async fn render_all(&self, rows: &[outbox::Model]) -> Vec<Result<Message, SendFailure>> {
+        let renderer = Renderer::new(&self.store, &self.config.public_url);
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut reads: Option<DatabaseTransaction> = None;
+        for row in rows {
+            if reads.is_none() {
+                match self.store.db().begin().await {
+                    Ok(txn) => reads = Some(txn),
+                    Err(e) => {
+                        messages.push(Err(SendFailure::transient(format!(
+                            "cannot read the database: {e}"
+                        ))));
+                        continue;
+                    }
+                }
+            }
+            let Some(txn) = &reads else { continue };
+            let message = self.message(&renderer, txn, row).await;
+            if message
+                .as_ref()
+                .is_err_and(|f| f.class == ErrorClass::Transient)
+            {
+                // On PostgreSQL a failed statement spoils its transaction: the next mail reads in a new one.
+                reads = None;
+            }
+            messages.push(message);
+        }
+        if let Some(txn) = reads {
+            // It only read: whether it ends well changes nothing.
+            let _ = txn.commit().await;
+        }
+        messages
     }
 
     /// Delivers batches until nothing is due now (for the command line and tests).
@@ -182,12 +231,14 @@ impl Worker {
         }
     }
 
-    /// Delivers until `shutdown` turns true, sleeping `poll_interval` whenever nothing is due.
+    /// Delivers until `shutdown` turns true: at once while a batch comes back full, after `gather` when it
+    /// took what was due, after `poll_interval` when nothing was.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.id, "mail delivery worker started");
         while !*shutdown.borrow() {
             let pause = match self.run_batch(Utc::now()).await {
-                Ok(report) if report.claimed > 0 => continue,
+                Ok(report) if report.claimed as u64 >= self.config.batch_size => continue,
+                Ok(report) if report.claimed > 0 => self.config.gather,
                 Ok(_) => self.config.poll_interval,
                 Err(error) => {
                     tracing::error!(error = %error, "mail delivery batch failed");
@@ -202,16 +253,14 @@ impl Worker {
         tracing::info!(worker = %self.id, "mail delivery worker stopped");
     }
 
-    async fn deliver(&self, row: &outbox::Model) -> Result<(), SendFailure> {
-        let message = self.message(row).await?;
-        self.transport
-            .send(message, &format!("outbox-{}", row.id))
-            .await
-    }
-
     /// One message to the row's recipient, greeted by name (rows queued before the fan-out to one
     /// recipient may list several, sharing a language: one message to all of them).
-    async fn message(&self, row: &outbox::Model) -> Result<Message, SendFailure> {
+    async fn message(
+        &self,
+        renderer: &Renderer<'_>,
+        db: &impl ConnectionTrait,
+        row: &outbox::Model,
+    ) -> Result<Message, SendFailure> {
         let to = recipients(row).map_err(|e| SendFailure::permanent(e.to_string()))?;
         if to.is_empty() {
             return Err(SendFailure::permanent("the mail has no recipient"));
@@ -222,17 +271,16 @@ impl Worker {
             .map(|r| r.name.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let renderer = Renderer {
-            store: &self.store,
-            public_url: &self.config.public_url,
-        };
-        let context = renderer.context(row, lang, &greeting).await.map_err(|e| {
-            if e.is_transient() {
-                SendFailure::transient(e.to_string())
-            } else {
-                SendFailure::permanent(e.to_string())
-            }
-        })?;
+        let context = renderer
+            .context(db, row, lang, &greeting)
+            .await
+            .map_err(|e| {
+                if e.is_transient() {
+                    SendFailure::transient(e.to_string())
+                } else {
+                    SendFailure::permanent(e.to_string())
+                }
+            })?;
         let rendered = self
             .templates
             .render(lang, &context)
