@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         args.url
     );
     println!(
-        "{:>8} {:>14} {:>14} {:>8} {:>9} {:>9} {:>8} {:>15}",
+        "{:>8} {:>14} {:>14} {:>8} {:>9} {:>9} {:>8} {:>15} {:>14}",
         "clients",
         "raw commits/s",
         "transitions/s",
@@ -86,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
         "p50 ms",
         "p99 ms",
         "errors",
-        "server CPU ms"
+        "server CPU ms",
+        "mails waiting"
     );
     let raw_single = raw_commits::raw_rate(&db, &ids, 1, args.seconds).await?;
     for &clients in &args.clients {
@@ -104,13 +105,14 @@ async fn main() -> anyhow::Result<()> {
         let run = http_rate(&http, &args, &token, &projects[..clients]).await?;
         let after = ServerCounters::scrape(&http, &args.url).await?;
         println!(
-            "{clients:>8} {raw:>14.0} {:>14.0} {:>8.2} {:>9.2} {:>9.2} {:>8} {:>15.3}   (vs raw at 1: {:.2})",
+            "{clients:>8} {raw:>14.0} {:>14.0} {:>8.2} {:>9.2} {:>9.2} {:>8} {:>15.3} {:>14.0}   (vs raw at 1: {:.2})",
             run.rate,
             run.rate / raw,
             run.p50_ms,
             run.p99_ms,
             run.errors,
             after.cpu_ms_per_transition_since(&before),
+            after.mails_waiting,
             run.rate / raw_single
         );
     }
@@ -118,10 +120,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// What the server's `/metrics` says of its own work: CPU time and transitions answered. Their ratio, the
-/// server's CPU per transition, is steadier between runs than the rates, which move with the machine.
+/// server's CPU per transition, is steadier between runs than the rates, which move with the machine. The
+/// mails still waiting in the outbox are the work a run left for later: each transition queues one.
 struct ServerCounters {
     cpu_seconds: f64,
     transitions: f64,
+    mails_waiting: f64,
 }
 
 impl ServerCounters {
@@ -148,9 +152,15 @@ impl ServerCounters {
             })
             .filter_map(value)
             .sum();
+        let mails_waiting = text
+            .lines()
+            .find(|l| l.starts_with("incubator_mail_outbox{status=\"pending\"}"))
+            .and_then(value)
+            .unwrap_or(0.0);
         Ok(Self {
             cpu_seconds,
             transitions,
+            mails_waiting,
         })
     }
 
