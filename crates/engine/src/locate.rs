@@ -283,7 +283,11 @@ impl MarkedEventReceiver for Recorder {
         let at = Location::from_marker(marker);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
-                self.unsupported |= anchor != 0 || tag.is_some();
+                // yaml-rust2 reads `{fr: >x}` as the text `>x`; YAML keeps these indicators from starting a
+                // plain value, and serde_yaml refuses it: it is handed to serde_yaml, which says where.
+                let reserved_start =
+                    style == TScalarStyle::Plain && text.starts_with(['>', '|', '%', '@', '`']);
+                self.unsupported |= anchor != 0 || tag.is_some() || reserved_start;
                 self.place(at, Some(&text));
                 let node = if style == TScalarStyle::Plain {
                     self.plain_scalar(text)

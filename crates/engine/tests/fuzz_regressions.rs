@@ -61,6 +61,43 @@ fn control_characters_are_refused_where_they_are() {
 }
 
 #[test]
+fn a_value_starting_with_an_indicator_is_refused_where_it_is() {
+    // Found by the fuzzer: yaml-rust2 read `{fr: >Nom, …}` as the label `>Nom`, serde_yaml refuses it.
+    let line = 1 + EVERY_FIELD_TYPE
+        .lines()
+        .position(|l| l.contains("fr: Nom, en: Name"))
+        .unwrap();
+    for indicator in ['>', '|', '%', '@', '`'] {
+        let source = EVERY_FIELD_TYPE.replace(
+            "fr: Nom, en: Name",
+            &format!("fr: {indicator}Nom, en: Name"),
+        );
+        let errors = Workflow::from_yaml(&source, "indicator.yaml").unwrap_err();
+        let error = &errors.errors()[0];
+        let column = 1 + source
+            .lines()
+            .nth(line - 1)
+            .unwrap()
+            .find(indicator)
+            .unwrap();
+        assert_eq!(
+            (error.line, error.column),
+            (line, column),
+            "{indicator}: {errors}"
+        );
+        // Quoted, the same text is a label like any other.
+        let quoted = EVERY_FIELD_TYPE.replace(
+            "fr: Nom, en: Name",
+            &format!("fr: \"{indicator}Nom\", en: Name"),
+        );
+        assert!(
+            Workflow::from_yaml(&quoted, "indicator.yaml").is_ok(),
+            "{indicator}"
+        );
+    }
+}
+
+#[test]
 fn a_text_written_like_a_date_reads_back_from_storage_as_written() {
     let wf = every_field_type();
     for text in ["2024-06-30", "2024-6-30", "+2024-06-30", "12024-06-30"] {
