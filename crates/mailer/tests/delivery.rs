@@ -28,6 +28,7 @@ both_backends!(
     an_expired_lease_is_claimed_again_and_sent_once,
     without_smtp_mails_are_written_as_eml_files,
     a_link_invitation_reaches_its_holder_with_a_link_that_opens,
+    mails_rendered_in_one_batch_each_name_their_own_actor_and_region,
 );
 
 async fn rows(p: &Programme) -> Vec<outbox::Model> {
@@ -693,4 +694,48 @@ async fn a_link_invitation_reaches_its_holder_with_a_link_that_opens(db: &TestDb
         .await
         .unwrap();
     assert_eq!(opened.id, link.id);
+}
+
+/// A batch's mails share one renderer, which reads regions and people once: each mail still names its own.
+async fn mails_rendered_in_one_batch_each_name_their_own_actor_and_region(db: &TestDb) {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let p = programme(db).await;
+    let bretagne = p.create_project("53", at(2021, 3, 15)).await;
+    let ile_de_france = p.create_project("11", at(2021, 3, 15)).await;
+    let mails = [
+        (bretagne, &p.officer, "Bretagne"),
+        (ile_de_france, &p.council_fr, "Île-de-France"),
+        (bretagne, &p.council_fr, "Bretagne"),
+        (ile_de_france, &p.officer, "Île-de-France"),
+    ];
+    for (n, (project, actor, _)) in mails.iter().enumerate() {
+        let project = incubator_store::projects::find(p.store.db(), *project)
+            .await
+            .unwrap();
+        support::queue_officer_mail(p.store.db(), &project, actor, n, at(2021, 3, 20)).await;
+    }
+    let report = worker(&p, db, Some(&sink))
+        .run_batch(Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, mails.len(), "one batch: {report:?}");
+    let received = sink.wait_for(mails.len(), Duration::from_secs(5)).await;
+    for (n, (_, actor, region)) in mails.iter().enumerate() {
+        let mail = received
+            .iter()
+            .find(|m| m.text.contains(&format!("mail {n}")))
+            .unwrap_or_else(|| panic!("mail {n} never arrived"));
+        assert!(
+            mail.subject.starts_with(&format!("[{region}]")),
+            "mail {n}: {}",
+            mail.subject
+        );
+        assert!(
+            mail.text.contains(&format!("Par : {}", actor.name)),
+            "mail {n}: {}",
+            mail.text
+        );
+    }
 }
