@@ -5,12 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-8}"
-cargo build -q --release --bin incubator
-cargo build -q --release -p csirt-incubator --example load
-target="${CARGO_TARGET_DIR:-target}/release"
-incubator="$target/incubator"
-source examples/common/serve.sh
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+source examples/common/load_bench.sh
 
 work=$(mktemp -d)
 trap 'kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null; rm -rf "$work"' EXIT

@@ -6,12 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-5}"
 pg_server="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-cargo build -q --release --bin incubator
-cargo build -q --release -p csirt-incubator --example load
-target="${CARGO_TARGET_DIR:-target}/release"
-incubator="$target/incubator"
-source examples/common/serve.sh
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+source examples/common/load_bench.sh
 
 # Work folders go only at the end: on ext4 without a journal, files deleted in the last minutes make every
 # new file slower to create (the inode allocator skips recently freed inodes, reading each one), and the

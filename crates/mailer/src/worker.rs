@@ -190,25 +190,25 @@ impl Worker {
         let mut messages = Vec::with_capacity(rows.len());
         let mut reads: Option<DatabaseTransaction> = None;
         for row in rows {
-            if reads.is_none() {
-                match self.store.db().begin().await {
-                    Ok(txn) => reads = Some(txn),
+            let txn = match reads.take() {
+                Some(txn) => txn,
+                None => match self.store.db().begin().await {
+                    Ok(txn) => txn,
                     Err(e) => {
                         messages.push(Err(SendFailure::transient(format!(
                             "cannot read the database: {e}"
                         ))));
                         continue;
                     }
-                }
-            }
-            let Some(txn) = &reads else { continue };
-            let message = self.message(&renderer, txn, row).await;
-            if message
+                },
+            };
+            let message = self.message(&renderer, &txn, row).await;
+            // On PostgreSQL a failed statement spoils its transaction: the next mail reads in a new one.
+            if !message
                 .as_ref()
                 .is_err_and(|f| f.class == ErrorClass::Transient)
             {
-                // On PostgreSQL a failed statement spoils its transaction: the next mail reads in a new one.
-                reads = None;
+                reads = Some(txn);
             }
             messages.push(message);
         }
