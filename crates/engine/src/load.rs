@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, Reversed};
+use serde::de::IgnoredAny;
 
 use crate::definition::{
     ACCOUNT_ROLES, Anchor, CREATE_TRANSITION, DOCUMENT_KINDS, Deadline, DeadlineRule, Field, Goal,
@@ -16,7 +17,7 @@ use crate::definition::{
 use crate::duration::{CalendarDuration, start_of_local_day};
 use crate::error::{LoadError, LoadErrors};
 use crate::guard::{CompareOp, Guard};
-use crate::locate::{Document, Location, Locations, first_unprintable, join};
+use crate::locate::{DuplicateKey, Location, Locations, first_unprintable, join};
 use crate::model::{
     ClockOnResume, FieldType, Labels, RawAnchor, RawCompare, RawDeadline, RawEmail, RawField,
     RawFrom, RawGoal, RawGuard, RawReminderPlan, RawRequirementSet, RawState, RawTransition,
@@ -37,52 +38,32 @@ impl Workflow {
         let single = |at: Location, message: String, hint: Option<String>| {
             LoadErrors::new(vec![LoadError::new(file, at.within(source), message, hint)])
         };
-        let syntax = |(at, message): (Location, String)| {
-            single(at, format!("invalid YAML: {message}"), None)
-        };
         if let Some((at, c)) = first_unprintable(source) {
             let message = format!("invalid YAML: control character U+{:04X}", u32::from(c));
             let hint = "remove it, or write it as an escape (`\\u0001`) in a double-quoted string";
             return Err(single(at, message, Some(hint.into())));
         }
-        let document = Document::read(source).map_err(syntax)?;
-        if document.has_duplicates {
-            let (_, duplicates) = Locations::scan(source).map_err(syntax)?;
-            let errors = duplicates.into_iter().map(|d| {
-                let within = if d.path.is_empty() {
-                    String::new()
-                } else {
-                    format!(" in `{}`", d.path)
-                };
-                let hint = format!(
-                    "first defined at line {}, column {}",
-                    d.first.line, d.first.column
-                );
-                LoadError::new(
-                    file,
-                    d.at,
-                    format!("duplicate key `{}`{within}", d.key),
-                    Some(hint),
-                )
+        let refused = |e: serde_yaml::Error, prefix: &str| {
+            let at = e.location().map_or(Location::START, |l| Location {
+                line: l.line(),
+                column: l.column(),
             });
-            return Err(LoadErrors::new(errors.collect()));
-        }
-        // The document is typed strictly (a number is not a string); whatever that refuses is handed to
-        // serde_yaml's own parser, which also knows where its errors are.
-        let typed = document
-            .value
-            .and_then(|value| serde_yaml::from_value::<RawWorkflow>(value).ok());
-        let raw = match typed {
-            Some(raw) => raw,
-            None => serde_yaml::from_str(source).map_err(|e| {
-                let at = e.location().map_or(Location::START, |l| Location {
-                    line: l.line(),
-                    column: l.column(),
-                });
-                let (message, hint) = serde_message(&e.to_string());
-                single(at, message, hint)
-            })?,
+            let (message, hint) = serde_message(&e.to_string());
+            single(at, format!("{prefix}{message}"), hint)
         };
+        // libyaml (serde_yaml) alone decides what the text means: a definition must not depend on which of two
+        // parsers read it. yaml-rust2 only places errors, once there are errors to place.
+        let raw: RawWorkflow = serde_yaml::from_str(source).map_err(|e| {
+            // Is it YAML at all? The same parser, reading without types, says so and where it stops.
+            if let Err(syntax) = serde_yaml::from_str::<IgnoredAny>(source) {
+                return refused(syntax, "invalid YAML: ");
+            }
+            // serde_yaml stops at the first repeated key; the scan names each, and both places.
+            match Locations::scan(source) {
+                Ok((_, duplicates)) if !duplicates.is_empty() => duplicate_errors(file, duplicates),
+                _ => refused(e, ""),
+            }
+        })?;
         let mut checker = Checker {
             errors: Vec::new(),
             graph_sound: true,
@@ -92,6 +73,28 @@ impl Workflow {
             _ => Err(LoadErrors::new(resolve(file, source, &checker.errors))),
         }
     }
+}
+
+/// Each repeated key, where it is repeated, pointing back at its first definition.
+fn duplicate_errors(file: &str, duplicates: Vec<DuplicateKey>) -> LoadErrors {
+    let errors = duplicates.into_iter().map(|d| {
+        let within = if d.path.is_empty() {
+            String::new()
+        } else {
+            format!(" in `{}`", d.path)
+        };
+        let hint = format!(
+            "first defined at line {}, column {}",
+            d.first.line, d.first.column
+        );
+        LoadError::new(
+            file,
+            d.at,
+            format!("duplicate key `{}`{within}", d.key),
+            Some(hint),
+        )
+    });
+    LoadErrors::new(errors.collect())
 }
 
 /// An error found by the checks, located by key path until positions are needed.

@@ -3,8 +3,11 @@
 //! Every struct refuses unknown keys: a typo in a definition must be an error, not a silently ignored line.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// French and English text. French is mandatory: it is the language every page and mail falls back to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +15,38 @@ use serde::{Deserialize, Serialize};
 pub struct Labels {
     pub fr: String,
     pub en: String,
+}
+
+/// A mapping read with every key different. YAML forbids repeating a key but serde would keep the last value
+/// without a word; the loader then names each repeated key with both places.
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a mapping")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if entries.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                }
+                let value = map.next_value()?;
+                entries.insert(key, value);
+            }
+            Ok(entries)
+        }
+    }
+
+    deserializer.deserialize_map(Entries(PhantomData))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,22 +58,25 @@ pub struct RawWorkflow {
     /// IANA time zone used for day boundaries and send times (default Europe/Paris).
     #[serde(default)]
     pub timezone: Option<String>,
+    #[serde(deserialize_with = "unique_keys")]
     pub roles: BTreeMap<String, Labels>,
     /// Who acts in each role: `council` or `officer` accounts of the service, or `link` for people outside
     /// it who act through signed links. A role not listed is held by the accounts of the same name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub held_by: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub requirements: BTreeMap<String, RawRequirement>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub fields: BTreeMap<String, RawField>,
+    #[serde(deserialize_with = "unique_keys")]
     pub states: BTreeMap<String, RawState>,
+    #[serde(deserialize_with = "unique_keys")]
     pub transitions: BTreeMap<String, RawTransition>,
     /// Goals that hold across states, such as "operational by 2024-12-31".
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub goals: BTreeMap<String, RawGoal>,
     /// Explicit mapping used when a project is migrated from an older version whose states no longer exist.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub migrations: BTreeMap<String, String>,
     /// Corrections officers request on evidence, each with its own due date.
     #[serde(default)]
@@ -83,7 +121,7 @@ pub struct RawField {
     pub kind: FieldType,
     pub labels: Labels,
     /// Allowed values of a `choice` field, each with its labels.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub choices: BTreeMap<String, Labels>,
     #[serde(default)]
     pub min: Option<i64>,

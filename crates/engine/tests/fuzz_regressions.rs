@@ -6,6 +6,7 @@ mod common;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Paris;
 use common::{instance, officer, request, utc};
+use incubator_engine::model::RawWorkflow;
 use incubator_engine::{
     CohortInfo, Facts, FieldValue, RequirementStatus, Workflow, start_of_local_day,
 };
@@ -167,5 +168,43 @@ fn deadlines_counted_from_the_first_day_of_the_calendar_saturate() {
         });
         let due = wf.deadline_for("running", &running, running.entered_at);
         assert!(due.is_some(), "{starts_on}");
+    }
+}
+
+#[test]
+fn a_definition_means_what_serde_yaml_reads_in_it() {
+    // Found by the fuzzer, then by comparing the two parsers: yaml-rust2 (which only places errors now) and
+    // libyaml (serde_yaml) disagree on these; what a definition means must not depend on which one read it.
+    let label = |replacement: &str| EVERY_FIELD_TYPE.replace("fr: Nom, en: Name", replacement);
+    let sources = [
+        // A second document, and text after the end-of-document marker.
+        format!("{EVERY_FIELD_TYPE}\n---\nfoo: bar\n"),
+        format!("{EVERY_FIELD_TYPE}\n...\ngarbage: [\n"),
+        // Plain values and keys libyaml refuses in a flow mapping.
+        label("fr: ?x, en: Name"),
+        label("fr\n      : Nom, en: Name"),
+        // Line and paragraph separators, raw and escaped, and the next-line character.
+        label("fr: No\u{2028}m, en: Name"),
+        label("fr: No\u{85}m, en: Name"),
+        label("fr: \"N\\Lm\\Pm\\Nm\", en: Name"),
+    ];
+    for source in sources {
+        let loaded = Workflow::from_yaml(&source, "diff.yaml");
+        match serde_yaml::from_str::<RawWorkflow>(&source) {
+            Err(refusal) => {
+                let errors =
+                    loaded.expect_err(&format!("serde_yaml refuses it ({refusal}):\n{source}"));
+                let lines = source
+                    .split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+                    .count();
+                assert!(errors.errors()[0].line <= lines, "{errors}");
+            }
+            Ok(raw) => {
+                let workflow = loaded
+                    .unwrap_or_else(|e| panic!("serde_yaml reads it, the engine refuses: {e}"));
+                let name = workflow.fields().iter().find(|f| f.key == "name").unwrap();
+                assert_eq!(name.labels, raw.fields["name"].labels, "{source}");
+            }
+        }
     }
 }
