@@ -130,6 +130,111 @@ pub async fn snapshot_of(
     Ok(snap)
 }
 
+/// Largest number of ids one `IN (…)` list carries: far below SQLite's and PostgreSQL's bind limits.
+const IN_LIST_MAX: usize = 500;
+
+/// Several projects' snapshots and relatives, in the projects' order, read in a few statements whatever
+/// their number (the programme's lists and dashboard show every region at once). The reads are not one
+/// transaction: like the single-project reads, each project's parts are what was committed when read.
+pub async fn snapshots_of_many(
+    db: &impl ConnectionTrait,
+    projects: Vec<projects::Model>,
+) -> StoreResult<Vec<(Snapshot, Relatives)>> {
+    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    let rows = all_in(db, &ids, |chunk| {
+        requirements::Entity::find().filter(requirements::Column::ProjectId.is_in(chunk))
+    })
+    .await?;
+    let mut requirements = requirement_records_by_project(db, rows).await?;
+    let cohort_ids: Vec<i64> = projects.iter().filter_map(|p| p.cohort_id).collect();
+    let cohorts: BTreeMap<i64, cohorts::Model> = all_in(db, &cohort_ids, |chunk| {
+        cohorts::Entity::find().filter(cohorts::Column::Id.is_in(chunk))
+    })
+    .await?
+    .into_iter()
+    .map(|c| (c.id, c))
+    .collect();
+    let live = all_in(db, &ids, |chunk| {
+        deadlines::Entity::find()
+            .filter(deadlines::Column::ProjectId.is_in(chunk))
+            .filter(deadlines::Column::ClearedAt.is_null())
+    })
+    .await?;
+    let mut deadlines = group_by(live, |d| d.project_id);
+    let parent_ids: Vec<i64> = projects
+        .iter()
+        .filter_map(|p| p.parent_project_id)
+        .collect();
+    let parents: BTreeMap<i64, projects::Model> = all_in(db, &parent_ids, |chunk| {
+        projects::Entity::find().filter(projects::Column::Id.is_in(chunk))
+    })
+    .await?
+    .into_iter()
+    .map(|p| (p.id, p))
+    .collect();
+    let started = all_in(db, &ids, |chunk| {
+        projects::Entity::find().filter(projects::Column::ParentProjectId.is_in(chunk))
+    })
+    .await?;
+    let mut children = group_by(started, |c| c.parent_project_id.unwrap_or_default());
+    let signed = all_in(db, &ids, |chunk| {
+        links::Entity::find().filter(links::Column::ProjectId.is_in(chunk))
+    })
+    .await?;
+    let mut links = group_by(signed, |l| l.project_id);
+    projects
+        .into_iter()
+        .map(|project| {
+            let id = project.id;
+            let facts: Facts = serde_json::from_str(&project.facts)
+                .map_err(|e| StoreError::Corrupt(format!("facts of project {id}: {e}")))?;
+            // In the orders the single-project reads give.
+            let mut deadlines = deadlines.remove(&id).unwrap_or_default();
+            deadlines.sort_by_key(|d| (d.due_at, d.id));
+            let mut children = children.remove(&id).unwrap_or_default();
+            children.sort_by_key(|c| c.id);
+            let mut links = links.remove(&id).unwrap_or_default();
+            links.sort_by_key(|l| std::cmp::Reverse(l.id));
+            let relatives = Relatives {
+                parent: project
+                    .parent_project_id
+                    .and_then(|p| parents.get(&p).cloned()),
+                children,
+                links,
+            };
+            let snapshot = Snapshot {
+                cohort: project.cohort_id.and_then(|c| cohorts.get(&c).cloned()),
+                requirements: requirements.remove(&id).unwrap_or_default(),
+                facts,
+                deadlines,
+                project,
+            };
+            Ok((snapshot, relatives))
+        })
+        .collect()
+}
+
+/// The rows `query` selects for `ids`, a list of at most [`IN_LIST_MAX`] at a time (none for no ids).
+async fn all_in<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    query: impl Fn(Vec<i64>) -> sea_orm::Select<E>,
+) -> StoreResult<Vec<E::Model>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IN_LIST_MAX) {
+        rows.extend(query(chunk.to_vec()).all(db).await?);
+    }
+    Ok(rows)
+}
+
+fn group_by<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> BTreeMap<i64, Vec<T>> {
+    let mut groups: BTreeMap<i64, Vec<T>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(key(&row)).or_default().push(row);
+    }
+    groups
+}
+
 /// The deadlines not cleared, soonest first.
 async fn live_deadlines(
     db: &impl ConnectionTrait,
@@ -210,50 +315,57 @@ async fn decision_view_with(
     })
 }
 
-/// The requirements' records with the expiry of their accepted evidence and their open correction, in
-/// at most two statements whatever their number.
+/// One project's requirements' records (see [`requirement_records_by_project`]).
 async fn requirement_records(
     db: &impl ConnectionTrait,
     rows: Vec<requirements::Model>,
 ) -> StoreResult<BTreeMap<String, RequirementRecord>> {
+    let mut by_project = requirement_records_by_project(db, rows).await?;
+    Ok(by_project
+        .pop_first()
+        .map(|(_, records)| records)
+        .unwrap_or_default())
+}
+
+/// The requirements' records, by project, with the expiry of their accepted evidence and their open
+/// correction, in two statements for up to [`IN_LIST_MAX`] of each.
+async fn requirement_records_by_project(
+    db: &impl ConnectionTrait,
+    rows: Vec<requirements::Model>,
+) -> StoreResult<BTreeMap<i64, BTreeMap<String, RequirementRecord>>> {
     let accepted: Vec<i64> = rows.iter().filter_map(|r| r.accepted_document_id).collect();
-    let expiries: BTreeMap<i64, NaiveDate> = if accepted.is_empty() {
-        BTreeMap::new()
-    } else {
-        documents::Entity::find()
-            .filter(documents::Column::Id.is_in(accepted))
-            .all(db)
-            .await?
-            .into_iter()
-            .filter_map(|d| Some((d.id, d.expires_on?)))
-            .collect()
-    };
+    let expiries: BTreeMap<i64, NaiveDate> = all_in(db, &accepted, |chunk| {
+        documents::Entity::find().filter(documents::Column::Id.is_in(chunk))
+    })
+    .await?
+    .into_iter()
+    .filter_map(|d| Some((d.id, d.expires_on?)))
+    .collect();
     let asked: Vec<i64> = rows.iter().filter_map(|r| r.correction_review_id).collect();
-    let corrections: BTreeMap<i64, Correction> = if asked.is_empty() {
-        BTreeMap::new()
-    } else {
-        document_reviews::Entity::find()
-            .filter(document_reviews::Column::Id.is_in(asked))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|review| Ok((review.id, correction_of(review)?)))
-            .collect::<StoreResult<_>>()?
-    };
-    rows.into_iter()
-        .map(|r| {
-            let record = RequirementRecord {
-                stored: parse_status(&r.status)?,
-                expires_on: r
-                    .accepted_document_id
-                    .and_then(|d| expiries.get(&d).copied()),
-                correction: r
-                    .correction_review_id
-                    .and_then(|c| corrections.get(&c).cloned()),
-            };
-            Ok((r.key, record))
-        })
-        .collect()
+    let corrections: BTreeMap<i64, Correction> = all_in(db, &asked, |chunk| {
+        document_reviews::Entity::find().filter(document_reviews::Column::Id.is_in(chunk))
+    })
+    .await?
+    .into_iter()
+    .map(|review| Ok((review.id, correction_of(review)?)))
+    .collect::<StoreResult<_>>()?;
+    let mut by_project: BTreeMap<i64, BTreeMap<String, RequirementRecord>> = BTreeMap::new();
+    for r in rows {
+        let record = RequirementRecord {
+            stored: parse_status(&r.status)?,
+            expires_on: r
+                .accepted_document_id
+                .and_then(|d| expiries.get(&d).copied()),
+            correction: r
+                .correction_review_id
+                .and_then(|c| corrections.get(&c).cloned()),
+        };
+        by_project
+            .entry(r.project_id)
+            .or_default()
+            .insert(r.key, record);
+    }
+    Ok(by_project)
 }
 
 /// The correction a `correction_requested` review asked for.
@@ -490,13 +602,31 @@ pub async fn child_completed(
     workflow: &Workflow,
     project: &projects::Model,
 ) -> StoreResult<bool> {
+    if workflow
+        .state(&project.state)
+        .is_none_or(|s| s.child.is_none())
+    {
+        return Ok(false);
+    }
+    let children = children(db, project.id).await?;
+    child_completed_among(db, registry, workflow, project, &children).await
+}
+
+/// [`child_completed`], the project's children read already.
+pub async fn child_completed_among(
+    db: &impl ConnectionTrait,
+    registry: &WorkflowRegistry,
+    workflow: &Workflow,
+    project: &projects::Model,
+    children: &[projects::Model],
+) -> StoreResult<bool> {
     let Some(child_workflow) = workflow
         .state(&project.state)
         .and_then(|s| s.child.as_deref())
     else {
         return Ok(false);
     };
-    for child in children(db, project.id).await? {
+    for child in children {
         if child.workflow_id != child_workflow {
             continue;
         }

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use common::{
-    ELIGIBILITY, TestDb, at, council, create, deploy_anssi, fire, officer, upload_and_accept,
+    ELIGIBILITY, TestDb, at, council, create, deploy_anssi, drive_to_awaiting_incubation, fire,
+    officer, upload_and_accept,
 };
 use incubator_engine::FireRequest;
 use incubator_store::cohorts::{AssignCohort, CreateCohort};
 use incubator_store::entities::deadlines;
 use incubator_store::fields::PatchFields;
+use incubator_store::links::{IssueLink, LinkHolder};
 use incubator_store::projects::FireTransition;
 use incubator_store::{Store, StoreError, audit, events, projects, reminders, transfer};
 use sea_orm::{
@@ -319,6 +321,95 @@ async fn decided_writes_sharing_rounds_each_get_their_own_answer(db: &TestDb) {
     assert_eq!(fired, regions.len() as u64 - 1);
     assert_eq!(mail_count(&store).await - mails, fired);
     assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+}
+
+/// The programme's lists read many projects at once; each must come out exactly as its own view reads it.
+async fn a_list_reads_each_project_as_its_own_view_does(db: &TestDb) {
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    // One in incubation's last step with a cohort and a child project (which has a parent and a link),
+    // one half-way through eligibility, one just created.
+    let far = create(&store, "24").await;
+    drive_to_awaiting_incubation(&store, far).await;
+    let cohort = store
+        .write(CreateCohort {
+            name: "Session 1".into(),
+            starts_on: chrono::NaiveDate::from_ymd_opt(2022, 2, 1).unwrap(),
+            now: at(2021, 12, 1),
+        })
+        .await
+        .expect("cohort");
+    store
+        .write(AssignCohort {
+            registry: store.workflows().clone(),
+            project_id: far,
+            cohort_id: Some(cohort.id),
+            actor: "user:1".into(),
+            now: at(2022, 1, 1),
+        })
+        .await
+        .expect("assign");
+    for transition in ["start_incubation", "complete_incubation"] {
+        fire(&store, far, transition, officer(), None)
+            .await
+            .expect(transition);
+    }
+    let child = projects::children(store.db(), far).await.unwrap()[0].id;
+    store
+        .write(IssueLink {
+            registry: store.workflows().clone(),
+            project_id: child,
+            role: "sponsor".into(),
+            requirement: "first_sponsor_letter".into(),
+            holder: LinkHolder::parse("cert@example.org", "CERT parrain").unwrap(),
+            lang: "fr".into(),
+            expires_at: at(2023, 1, 1),
+            actor: "user:1".into(),
+            now: at(2022, 9, 1),
+        })
+        .await
+        .expect("link");
+    let half = create(&store, "32").await;
+    fire(&store, half, "express_interest", council(), None)
+        .await
+        .expect("interest");
+    fire(&store, half, "open_identification", officer(), None)
+        .await
+        .expect("identification");
+    upload_and_accept(&store, half, ELIGIBILITY[0]).await;
+    let new = create(&store, "11").await;
+
+    let mut all = projects::list(store.db(), &projects::ProjectFilter::default())
+        .await
+        .unwrap();
+    all.sort_by_key(|p| std::cmp::Reverse(p.id));
+    assert_eq!(all.len(), 4);
+    let listed = projects::snapshots_of_many(store.db(), all.clone())
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for project in all {
+        let relatives = projects::relatives(store.db(), &project).await.unwrap();
+        expected.push((
+            projects::snapshot_of(store.db(), project).await.unwrap(),
+            relatives,
+        ));
+    }
+    assert_eq!(listed, expected);
+    // What the comparison covered.
+    let of = |id: i64| listed.iter().find(|(s, _)| s.project.id == id).unwrap();
+    assert!(of(far).0.cohort.is_some() && !of(far).0.deadlines.is_empty());
+    assert_eq!(of(far).1.children.len(), 1);
+    assert_eq!(of(child).1.parent.as_ref().map(|p| p.id), Some(far));
+    assert_eq!(of(child).1.links.len(), 1);
+    assert!(!of(half).0.requirements.is_empty());
+    assert!(of(new).0.requirements.is_empty());
+    assert!(
+        projects::snapshots_of_many(store.db(), Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn mail_count(store: &Store) -> u64 {
@@ -835,6 +926,7 @@ async fn transition_mails_reach_each_account_once(db: &TestDb) {
 }
 
 both_backends!(
+    a_list_reads_each_project_as_its_own_view_does,
     decided_writes_sharing_rounds_each_get_their_own_answer,
     reviews_and_patches_of_one_project_queue_instead_of_colliding,
     transition_mails_reach_each_account_once,

@@ -63,14 +63,32 @@ pub async fn visible_regions(
     };
     let mut all_projects = projects::list(db, &filter).await?;
     all_projects.sort_by_key(|p| p.id);
+    let regions: Vec<_> = regions::list(db)
+        .await?
+        .into_iter()
+        .filter(|r| caller.sees_region(&r.code))
+        .collect();
+    // Each region's first project, all read together.
+    let shown: Vec<_> = regions
+        .iter()
+        .filter_map(|r| {
+            all_projects
+                .iter()
+                .find(|p| p.region_code == r.code)
+                .cloned()
+        })
+        .collect();
+    let mut read = projects::snapshots_of_many(db, shown)
+        .await?
+        .into_iter()
+        .peekable();
     let now = state.programme_now();
-    let mut out = Vec::new();
-    for region in regions::list(db).await? {
-        if !caller.sees_region(&region.code) {
-            continue;
-        }
-        let project = match all_projects.iter().find(|p| p.region_code == region.code) {
-            Some(project) => Some(project_status(state, project.clone(), now).await?),
+    let mut out = Vec::with_capacity(regions.len());
+    for region in regions {
+        let project = match read.next_if(|(s, _)| s.project.region_code == region.code) {
+            Some((snapshot, relatives)) => {
+                Some(project_status(state, snapshot, &relatives, now).await?)
+            }
             None => None,
         };
         out.push(RegionStatus {
@@ -109,7 +127,13 @@ pub async fn visible_region(
         .into_iter()
         .min_by_key(|p| p.id);
     let project = match project {
-        Some(p) => Some(project_status(state, p, state.programme_now()).await?),
+        Some(p) => {
+            let (snapshot, relatives) = projects::snapshots_of_many(db, vec![p])
+                .await?
+                .pop()
+                .ok_or_else(not_found)?;
+            Some(project_status(state, snapshot, &relatives, state.programme_now()).await?)
+        }
         None => None,
     };
     Ok(RegionStatus {
@@ -121,18 +145,26 @@ pub async fn visible_region(
 
 async fn project_status(
     state: &AppState,
-    project: incubator_store::entities::projects::Model,
+    snapshot: projects::Snapshot,
+    relatives: &projects::Relatives,
     now: DateTime<Utc>,
 ) -> Result<ProjectStatus, ApiError> {
     let db = state.store().db();
+    let project = &snapshot.project;
     let workflow = state
         .store()
         .workflows()
         .get(db, &project.workflow_id, project.workflow_version)
         .await?;
-    let snapshot = projects::snapshot_of(db, project).await?;
-    let instance =
-        projects::instance_of(db, state.store().workflows(), &workflow, &snapshot, now).await?;
+    let completed = projects::child_completed_among(
+        db,
+        state.store().workflows(),
+        &workflow,
+        project,
+        &relatives.children,
+    )
+    .await?;
+    let instance = snapshot.instance(&workflow, now, completed);
     let forecast = workflow.forecast(&instance, now);
     Ok(ProjectStatus {
         snapshot,

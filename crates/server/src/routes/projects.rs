@@ -157,14 +157,15 @@ async fn view_with(
         )
         .await?;
     let now = state.programme_now();
-    let instance = projects::instance_of(
+    let completed = projects::child_completed_among(
         state.store().db(),
         state.store().workflows(),
         &workflow,
-        &snapshot,
-        now,
+        project,
+        &relatives.children,
     )
     .await?;
+    let instance = snapshot.instance(&workflow, now, completed);
     let requirements = workflow
         .requirements()
         .iter()
@@ -343,13 +344,11 @@ pub async fn list_projects(
         workflow_id: query.workflow,
     };
     let db = state.store().db();
-    let mut views = Vec::new();
-    for project in projects::list(db, &filter).await? {
-        if !caller.sees_region(&project.region_code) {
-            continue;
-        }
-        let snapshot = projects::snapshot_of(db, project).await?;
-        views.push(view_of(&state, &caller, snapshot).await?);
+    let mut visible = projects::list(db, &filter).await?;
+    visible.retain(|p| caller.sees_region(&p.region_code));
+    let mut views = Vec::with_capacity(visible.len());
+    for (snapshot, relatives) in projects::snapshots_of_many(db, visible).await? {
+        views.push(view_with(&state, &caller, snapshot, relatives).await?);
     }
     Ok(Json(views))
 }
