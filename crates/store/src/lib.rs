@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod fields;
 pub mod gauges;
+mod id_lists;
 pub mod links;
 pub mod outbox;
 mod prepared;

@@ -11,7 +11,7 @@ use incubator_engine::{
     Actor, CohortInfo, CorrectionKind, Decision, Facts, FireRequest, Instance, RequirementStatus,
     Workflow,
 };
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QueryResult, QueryTrait, SelectTwoModel,
@@ -29,6 +29,7 @@ use crate::entities::{
 };
 use crate::error::{StoreError, StoreResult};
 use crate::events::NewEvent;
+use crate::id_lists::in_ids;
 use crate::outbox;
 use crate::prepared::Prepared;
 use crate::round::{self, Mail, ROUND_MAX, TransitionRows};
@@ -130,9 +131,6 @@ pub async fn snapshot_of(
     Ok(snap)
 }
 
-/// Largest number of ids one `IN (…)` list carries: far below SQLite's and PostgreSQL's bind limits.
-const IN_LIST_MAX: usize = 500;
-
 /// Several projects' snapshots and relatives, in the projects' order, read in a few statements whatever
 /// their number (the programme's lists and dashboard show every region at once). The reads are not one
 /// transaction: like the single-project reads, each project's parts are what was committed when read.
@@ -141,22 +139,23 @@ pub async fn snapshots_of_many(
     projects: Vec<projects::Model>,
 ) -> StoreResult<Vec<(Snapshot, Relatives)>> {
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
-    let rows = all_in(db, &ids, |chunk| {
-        requirements::Entity::find().filter(requirements::Column::ProjectId.is_in(chunk))
+    let rows = all_in(db, requirements::Column::ProjectId, &ids, |within| {
+        requirements::Entity::find().filter(within)
     })
     .await?;
     let mut requirements = requirement_records_by_project(db, rows).await?;
     let cohort_ids: Vec<i64> = projects.iter().filter_map(|p| p.cohort_id).collect();
-    let cohorts: BTreeMap<i64, cohorts::Model> = all_in(db, &cohort_ids, |chunk| {
-        cohorts::Entity::find().filter(cohorts::Column::Id.is_in(chunk))
-    })
-    .await?
-    .into_iter()
-    .map(|c| (c.id, c))
-    .collect();
-    let live = all_in(db, &ids, |chunk| {
+    let cohorts: BTreeMap<i64, cohorts::Model> =
+        all_in(db, cohorts::Column::Id, &cohort_ids, |within| {
+            cohorts::Entity::find().filter(within)
+        })
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let live = all_in(db, deadlines::Column::ProjectId, &ids, |within| {
         deadlines::Entity::find()
-            .filter(deadlines::Column::ProjectId.is_in(chunk))
+            .filter(within)
             .filter(deadlines::Column::ClearedAt.is_null())
     })
     .await?;
@@ -165,20 +164,21 @@ pub async fn snapshots_of_many(
         .iter()
         .filter_map(|p| p.parent_project_id)
         .collect();
-    let parents: BTreeMap<i64, projects::Model> = all_in(db, &parent_ids, |chunk| {
-        projects::Entity::find().filter(projects::Column::Id.is_in(chunk))
-    })
-    .await?
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
-    let started = all_in(db, &ids, |chunk| {
-        projects::Entity::find().filter(projects::Column::ParentProjectId.is_in(chunk))
+    let parents: BTreeMap<i64, projects::Model> =
+        all_in(db, projects::Column::Id, &parent_ids, |within| {
+            projects::Entity::find().filter(within)
+        })
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let started = all_in(db, projects::Column::ParentProjectId, &ids, |within| {
+        projects::Entity::find().filter(within)
     })
     .await?;
     let mut children = group_by(started, |c| c.parent_project_id.unwrap_or_default());
-    let signed = all_in(db, &ids, |chunk| {
-        links::Entity::find().filter(links::Column::ProjectId.is_in(chunk))
+    let signed = all_in(db, links::Column::ProjectId, &ids, |within| {
+        links::Entity::find().filter(within)
     })
     .await?;
     let mut links = group_by(signed, |l| l.project_id);
@@ -214,17 +214,18 @@ pub async fn snapshots_of_many(
         .collect()
 }
 
-/// The rows `query` selects for `ids`, a list of at most [`IN_LIST_MAX`] at a time (none for no ids).
+/// The rows `query` selects given `column IN ids` (none, without a statement, for no ids).
 async fn all_in<E: EntityTrait>(
     db: &impl ConnectionTrait,
+    column: E::Column,
     ids: &[i64],
-    query: impl Fn(Vec<i64>) -> sea_orm::Select<E>,
+    query: impl FnOnce(SimpleExpr) -> sea_orm::Select<E>,
 ) -> StoreResult<Vec<E::Model>> {
-    let mut rows = Vec::new();
-    for chunk in ids.chunks(IN_LIST_MAX) {
-        rows.extend(query(chunk.to_vec()).all(db).await?);
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(rows)
+    let within = in_ids(db.get_database_backend(), column, ids);
+    Ok(query(within).all(db).await?)
 }
 
 fn group_by<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> BTreeMap<i64, Vec<T>> {
@@ -328,27 +329,29 @@ async fn requirement_records(
 }
 
 /// The requirements' records, by project, with the expiry of their accepted evidence and their open
-/// correction, in two statements for up to [`IN_LIST_MAX`] of each.
+/// correction, in at most two statements whatever their number.
 async fn requirement_records_by_project(
     db: &impl ConnectionTrait,
     rows: Vec<requirements::Model>,
 ) -> StoreResult<BTreeMap<i64, BTreeMap<String, RequirementRecord>>> {
     let accepted: Vec<i64> = rows.iter().filter_map(|r| r.accepted_document_id).collect();
-    let expiries: BTreeMap<i64, NaiveDate> = all_in(db, &accepted, |chunk| {
-        documents::Entity::find().filter(documents::Column::Id.is_in(chunk))
-    })
-    .await?
-    .into_iter()
-    .filter_map(|d| Some((d.id, d.expires_on?)))
-    .collect();
+    let expiries: BTreeMap<i64, NaiveDate> =
+        all_in(db, documents::Column::Id, &accepted, |within| {
+            documents::Entity::find().filter(within)
+        })
+        .await?
+        .into_iter()
+        .filter_map(|d| Some((d.id, d.expires_on?)))
+        .collect();
     let asked: Vec<i64> = rows.iter().filter_map(|r| r.correction_review_id).collect();
-    let corrections: BTreeMap<i64, Correction> = all_in(db, &asked, |chunk| {
-        document_reviews::Entity::find().filter(document_reviews::Column::Id.is_in(chunk))
-    })
-    .await?
-    .into_iter()
-    .map(|review| Ok((review.id, correction_of(review)?)))
-    .collect::<StoreResult<_>>()?;
+    let corrections: BTreeMap<i64, Correction> =
+        all_in(db, document_reviews::Column::Id, &asked, |within| {
+            document_reviews::Entity::find().filter(within)
+        })
+        .await?
+        .into_iter()
+        .map(|review| Ok((review.id, correction_of(review)?)))
+        .collect::<StoreResult<_>>()?;
     let mut by_project: BTreeMap<i64, BTreeMap<String, RequirementRecord>> = BTreeMap::new();
     for r in rows {
         let record = RequirementRecord {

@@ -21,6 +21,7 @@ use crate::audit::normalize;
 use crate::batch::param;
 use crate::entities::reminders_sent;
 use crate::error::{StoreError, StoreResult};
+use crate::id_lists::{id_list, in_id_list};
 use crate::outbox::{self, Addressee, NewRow};
 
 /// A deadline whose look has come (a row of the `deadline_checks` queue at or before the pass's `now`), with
@@ -480,18 +481,4 @@ fn placeholder(backend: DbBackend, n: usize) -> String {
         DbBackend::Postgres => format!("${n}"),
         _ => format!("?{n}"),
     }
-}
-
-/// `IN (…)` over the integers of parameter `n`, a JSON list ([`id_list`]): one SQL text for any length.
-fn in_id_list(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => {
-            format!("IN (SELECT value::bigint FROM json_array_elements_text(${n}::json))")
-        }
-        _ => format!("IN (SELECT value FROM json_each(?{n}))"),
-    }
-}
-
-fn id_list(ids: &[i64]) -> Value {
-    Json::from(ids).to_string().into()
 }
