@@ -1,11 +1,11 @@
 //! Evidence: document metadata, reviews, and the derived status of each requirement.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use incubator_engine::{CorrectionKind, RequirementStatus, Workflow, correction_key};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -666,6 +666,37 @@ pub async fn list(
         .order_by_asc(documents::Column::Id)
         .all(db)
         .await?)
+}
+
+/// A project's documents, oldest first, each with its latest review if any: two statements whatever
+/// their number (the documents' list and the region page show them all).
+pub async fn list_reviewed(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> StoreResult<Vec<(documents::Model, Option<document_reviews::Model>)>> {
+    let listed = list(db, project_id).await?;
+    let of_project = Query::select()
+        .column(documents::Column::Id)
+        .from(documents::Entity)
+        .and_where(documents::Column::ProjectId.eq(project_id))
+        .to_owned();
+    let reviews = document_reviews::Entity::find()
+        .filter(document_reviews::Column::DocumentId.in_subquery(of_project))
+        .order_by_asc(document_reviews::Column::Id)
+        .all(db)
+        .await?;
+    // Oldest first, so each document keeps its latest.
+    let mut latest: HashMap<i64, document_reviews::Model> = HashMap::new();
+    for review in reviews {
+        latest.insert(review.document_id, review);
+    }
+    Ok(listed
+        .into_iter()
+        .map(|document| {
+            let review = latest.remove(&document.id);
+            (document, review)
+        })
+        .collect())
 }
 
 /// The latest review of a document, if any.

@@ -927,6 +927,7 @@ async fn transition_mails_reach_each_account_once(db: &TestDb) {
 
 both_backends!(
     a_list_reads_each_project_as_its_own_view_does,
+    a_documents_list_carries_each_ones_latest_review,
     decided_writes_sharing_rounds_each_get_their_own_answer,
     reviews_and_patches_of_one_project_queue_instead_of_colliding,
     transition_mails_reach_each_account_once,
@@ -1091,6 +1092,81 @@ async fn the_sweep_removes_only_old_files_no_row_names() {
         .unwrap();
     assert_eq!(removed, 0);
     assert!(stale_path.is_file());
+}
+
+/// The documents' list reads every review of the project at once: each document must come with its own
+/// latest review, as reading it alone gives, and nothing of another project's.
+async fn a_documents_list_carries_each_ones_latest_review(db: &TestDb) {
+    use incubator_store::documents::{
+        RecordDocument, ReviewDecision, ReviewDocument, latest_review, list_reviewed,
+    };
+    let store = db.store().await;
+    common::deploy_anssi(&store).await;
+    let ours = common::create(&store, "11").await;
+    let theirs = common::create(&store, "53").await;
+    let upload = |project_id: i64, name: &'static str| {
+        let store = store.clone();
+        async move {
+            let bytes = format!("%PDF-1.7 {name}").into_bytes();
+            let size = bytes.len() as i64;
+            let sha256 = store.blobs().put(bytes).await.unwrap();
+            store
+                .write(RecordDocument {
+                    registry: store.workflows().clone(),
+                    project_id,
+                    requirement: "regional_perimeter".into(),
+                    filename: format!("{name}.pdf"),
+                    media_type: "application/pdf".into(),
+                    size,
+                    sha256,
+                    expires_on: None,
+                    awaits_scan: false,
+                    actor: "user:2".into(),
+                    now: common::at(2021, 5, 1),
+                })
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let review = |project_id: i64, document_id: i64, decision: ReviewDecision, day: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .write(ReviewDocument {
+                    registry: store.workflows().clone(),
+                    project_id,
+                    document_id,
+                    decision,
+                    comment: Some(format!("revu le {day}")),
+                    actor: "user:1".into(),
+                    now: common::at(2021, 5, day),
+                })
+                .await
+                .unwrap();
+        }
+    };
+    let first = upload(ours, "premier").await;
+    let second = upload(ours, "second").await;
+    let elsewhere = upload(theirs, "ailleurs").await;
+    let unreviewed = upload(ours, "en-attente").await;
+    review(ours, first, ReviewDecision::Rejected, 2).await;
+    review(theirs, elsewhere, ReviewDecision::Rejected, 3).await;
+    review(ours, second, ReviewDecision::Rejected, 4).await;
+    review(ours, first, ReviewDecision::Accepted, 5).await;
+
+    let listed = list_reviewed(store.db(), ours).await.unwrap();
+    let ids: Vec<i64> = listed.iter().map(|(d, _)| d.id).collect();
+    assert_eq!(ids, [first, second, unreviewed]);
+    let decisions: Vec<Option<&str>> = listed
+        .iter()
+        .map(|(_, r)| r.as_ref().map(|r| r.decision.as_str()))
+        .collect();
+    assert_eq!(decisions, [Some("accepted"), Some("rejected"), None]);
+    for (document, review) in &listed {
+        let alone = latest_review(store.db(), document.id).await.unwrap();
+        assert_eq!(review, &alone, "document {}", document.id);
+    }
 }
 
 /// Reviews, uploads and field patches carry no version: fired together at one project they must queue

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use incubator_engine::{Forecast, Workflow};
+use incubator_engine::{Forecast, Instance, Workflow};
 use incubator_store::projects::{self, ProjectFilter, Snapshot};
 use incubator_store::regions;
 use serde::Serialize;
@@ -26,6 +26,8 @@ pub struct RegionStatus {
 pub struct ProjectStatus {
     pub snapshot: Snapshot,
     pub workflow: Arc<Workflow>,
+    /// What the engine decides on, as of the page's moment.
+    pub instance: Instance,
     /// `None` once success is out of reach (or reached).
     pub forecast: Option<Forecast>,
 }
@@ -169,6 +171,7 @@ async fn project_status(
     Ok(ProjectStatus {
         snapshot,
         workflow,
+        instance,
         forecast,
     })
 }

@@ -262,10 +262,7 @@ async fn project_page(
     let current = workflow.state(project.state());
 
     let transitions = workflow
-        .evaluate(
-            &projects::instance_of(db, state.store().workflows(), workflow, snapshot, now).await?,
-            &caller.actor(),
-        )
+        .evaluate(&project.instance, &caller.actor())
         .into_iter()
         .filter(|t| t.role_allowed)
         .map(|t| {
@@ -291,11 +288,10 @@ async fn project_page(
         })
         .collect();
 
-    let documents = documents_repo::list(db, snapshot.project.id).await?;
+    let documents = documents_repo::list_reviewed(db, snapshot.project.id).await?;
     let mut by_requirement: BTreeMap<String, Vec<DocumentRow>> = BTreeMap::new();
     let names = account_names(state).await?;
-    for document in documents {
-        let review = documents_repo::latest_review(db, document.id).await?;
+    for (document, review) in documents {
         let (status, comment) = match review {
             Some(r) => (r.decision, r.comment),
             None => ("pending".to_owned(), None),

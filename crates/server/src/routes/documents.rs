@@ -10,8 +10,8 @@ use incubator_engine::CorrectionKind;
 use incubator_store::documents::{
     self, CorrectionRequest, RecordDocument, ReviewDecision, ReviewDocument,
 };
-use incubator_store::entities::documents as document_rows;
 use incubator_store::entities::projects;
+use incubator_store::entities::{document_reviews, documents as document_rows};
 use incubator_store::projects::status_name;
 use incubator_store::scans::{ScanStatus, require_clean};
 use serde::{Deserialize, Serialize};
@@ -65,9 +65,18 @@ async fn document_view(
     caller: &Caller,
     document: document_rows::Model,
 ) -> Result<DocumentView, ApiError> {
+    let review = documents::latest_review(state.store().db(), document.id).await?;
+    reviewed_view(caller, document, review)
+}
+
+/// A document as `caller` may see it, given its latest review.
+fn reviewed_view(
+    caller: &Caller,
+    document: document_rows::Model,
+    review: Option<document_reviews::Model>,
+) -> Result<DocumentView, ApiError> {
     let operator = matches!(caller.role, Role::Officer | Role::Admin);
     let pending = ScanStatus::of(&document)? == ScanStatus::Pending;
-    let review = documents::latest_review(state.store().db(), document.id).await?;
     let (status, review_comment) = match review {
         Some(r) => (r.decision, r.comment),
         None => ("pending".to_owned(), None),
@@ -359,10 +368,11 @@ pub async fn list_documents(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
     visible_project(&state, &caller, id).await?;
-    let mut views = Vec::new();
-    for document in documents::list(state.store().db(), id).await? {
-        views.push(document_view(&state, &caller, document).await?);
-    }
+    let views = documents::list_reviewed(state.store().db(), id)
+        .await?
+        .into_iter()
+        .map(|(document, review)| reviewed_view(&caller, document, review))
+        .collect::<Result<_, _>>()?;
     Ok(Json(views))
 }
 
