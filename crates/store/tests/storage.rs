@@ -978,6 +978,90 @@ async fn replicas_starting_together_migrate_once() {
     assert_eq!(regions, 18);
 }
 
+/// On PostgreSQL decided writes queued together share one statement (a round); when that statement fails,
+/// no unit's answer is known, so each runs again on its own: the unit at fault gets its error and the
+/// others are committed as if they had never met it. The writers are held on a table lock while the
+/// writes queue, so the faulty one is sure to be in a round with others; a trigger makes its event fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_round_runs_its_units_apart() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let store = Arc::new(db.store().await);
+    deploy_anssi(&store).await;
+    let regions = [
+        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75", "76",
+        "84", "93", "94",
+    ];
+    let mut decided = Vec::new();
+    for region in regions {
+        let id = create(&store, region).await;
+        let unit = decided_unit(&store, id, 1, "express_interest");
+        decided.push((id, projects::decide(store.db(), unit).await.unwrap()));
+    }
+    let (faulty, faulty_decision) = decided.pop().unwrap();
+    let faulty_history = events::list(store.db(), faulty).await.unwrap();
+    let pg = store.db().get_database_backend();
+    for sql in [
+        "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'event refused by the test'; END $$"
+            .to_owned(),
+        format!(
+            "CREATE TRIGGER refuse_event BEFORE INSERT ON events FOR EACH ROW \
+             WHEN (NEW.project_id = {faulty}) EXECUTE FUNCTION refuse_event()"
+        ),
+    ] {
+        store
+            .db()
+            .execute(Statement::from_string(pg, sql))
+            .await
+            .unwrap();
+    }
+    let holder = sea_orm::Database::connect(db.url()).await.unwrap();
+    let hold = holder.begin().await.unwrap();
+    hold.execute(Statement::from_string(
+        pg,
+        "LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE",
+    ))
+    .await
+    .unwrap();
+    let spawn = |(id, decision)| {
+        let store = store.clone();
+        tokio::spawn(async move { (id, projects::write_decided(&store, decision).await) })
+    };
+    // Each writer lane takes its first unit and waits on the lock; the rest of its units queue behind it,
+    // the faulty one last.
+    let mut tasks: Vec<_> = decided.into_iter().map(spawn).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tasks.push(spawn((faulty, faulty_decision)));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hold.commit().await.unwrap();
+
+    let mut committed = 0;
+    for task in tasks {
+        let (id, answer) = task.await.unwrap();
+        if id == faulty {
+            let error = answer.expect_err("the faulty unit's event is refused");
+            assert!(
+                error.to_string().contains("event refused by the test"),
+                "{error}"
+            );
+            assert_eq!(events::list(store.db(), id).await.unwrap(), faulty_history);
+            let project = projects::snapshot(store.db(), id).await.unwrap().project;
+            assert_eq!((project.state.as_str(), project.version), ("invited", 1));
+            continue;
+        }
+        let answer = answer.unwrap_or_else(|e| panic!("project {id}: {e}"));
+        assert_eq!(answer.snapshot.project.version, 2);
+        let events = events::list(store.db(), id).await.unwrap();
+        assert_eq!(events.len(), 2, "events of project {id}");
+        assert_eq!(events[1].to_state.as_deref(), Some("interest_expressed"));
+        committed += 1;
+    }
+    assert_eq!(committed, regions.len() - 1);
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+}
+
 /// SQLite's log is copied back into the database file by the store's own checkpoints, after commits, not
 /// by the commits themselves (they would make their whole batch wait): the file grows with the programme's
 /// data though no commit came near SQLite's threshold and nobody asked for a checkpoint.
