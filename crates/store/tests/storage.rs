@@ -1182,37 +1182,12 @@ async fn the_sweep_removes_only_old_files_no_row_names() {
 /// latest review, as reading it alone gives, and nothing of another project's.
 async fn a_documents_list_carries_each_ones_latest_review(db: &TestDb) {
     use incubator_store::documents::{
-        RecordDocument, ReviewDecision, ReviewDocument, latest_review, list_reviewed,
+        ReviewDecision, ReviewDocument, latest_review, list_reviewed,
     };
     let store = db.store().await;
     common::deploy_anssi(&store).await;
     let ours = common::create(&store, "11").await;
     let theirs = common::create(&store, "53").await;
-    let upload = |project_id: i64, name: &'static str| {
-        let store = store.clone();
-        async move {
-            let bytes = format!("%PDF-1.7 {name}").into_bytes();
-            let size = bytes.len() as i64;
-            let sha256 = store.blobs().put(bytes).await.unwrap();
-            store
-                .write(RecordDocument {
-                    registry: store.workflows().clone(),
-                    project_id,
-                    requirement: "regional_perimeter".into(),
-                    filename: format!("{name}.pdf"),
-                    media_type: "application/pdf".into(),
-                    size,
-                    sha256,
-                    expires_on: None,
-                    awaits_scan: false,
-                    actor: "user:2".into(),
-                    now: common::at(2021, 5, 1),
-                })
-                .await
-                .unwrap()
-                .id
-        }
-    };
     let review = |project_id: i64, document_id: i64, decision: ReviewDecision, day: u32| {
         let store = store.clone();
         async move {
@@ -1230,10 +1205,18 @@ async fn a_documents_list_carries_each_ones_latest_review(db: &TestDb) {
                 .unwrap();
         }
     };
-    let first = upload(ours, "premier").await;
-    let second = upload(ours, "second").await;
-    let elsewhere = upload(theirs, "ailleurs").await;
-    let unreviewed = upload(ours, "en-attente").await;
+    let first = common::upload(&store, ours, "regional_perimeter", "premier")
+        .await
+        .id;
+    let second = common::upload(&store, ours, "regional_perimeter", "second")
+        .await
+        .id;
+    let elsewhere = common::upload(&store, theirs, "regional_perimeter", "ailleurs")
+        .await
+        .id;
+    let unreviewed = common::upload(&store, ours, "regional_perimeter", "en-attente")
+        .await
+        .id;
     review(ours, first, ReviewDecision::Rejected, 2).await;
     review(theirs, elsewhere, ReviewDecision::Rejected, 3).await;
     review(ours, second, ReviewDecision::Rejected, 4).await;

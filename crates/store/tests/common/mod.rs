@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use incubator_engine::{Actor, FireRequest, RequirementStatus};
 use incubator_store::documents::{RecordDocument, ReviewDecision, ReviewDocument};
+use incubator_store::entities::documents;
 use incubator_store::fields::PatchFields;
 use incubator_store::projects::{CreateProject, FireTransition};
 use incubator_store::{DbConfig, Store, StoreError, projects};
@@ -156,11 +157,12 @@ pub async fn fire(
         .await
 }
 
-pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
-    let bytes = format!("%PDF-1.7 evidence for {requirement}").into_bytes();
+/// Records a PDF saying `text` as evidence for `requirement`, uploaded by the council on 2021-05-01.
+pub async fn upload(store: &Store, id: i64, requirement: &str, text: &str) -> documents::Model {
+    let bytes = format!("%PDF-1.7 {text}").into_bytes();
     let size = bytes.len() as i64;
     let sha256 = store.blobs().put(bytes).await.expect("store bytes");
-    let doc = store
+    store
         .write(RecordDocument {
             registry: store.workflows().clone(),
             project_id: id,
@@ -175,7 +177,17 @@ pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
             now: at(2021, 5, 1),
         })
         .await
-        .expect("record document");
+        .expect("record document")
+}
+
+pub async fn upload_and_accept(store: &Store, id: i64, requirement: &str) {
+    let doc = upload(
+        store,
+        id,
+        requirement,
+        &format!("evidence for {requirement}"),
+    )
+    .await;
     let status = store
         .write(ReviewDocument {
             registry: store.workflows().clone(),
