@@ -15,6 +15,7 @@ pub mod entities;
 mod error;
 pub mod events;
 pub mod fields;
+mod gathered;
 pub mod gauges;
 mod id_lists;
 pub mod links;
@@ -54,6 +55,7 @@ pub struct Store {
     committer: Committer,
     workflows: Arc<WorkflowRegistry>,
     blobs: blobs::BlobStore,
+    decision_views: gathered::Gathered<i64, projects::Snapshot>,
 }
 
 impl Store {
@@ -70,8 +72,13 @@ impl Store {
             sea_orm::DbBackend::Postgres => (POSTGRES_WRITER_LANES, None),
             _ => (1, Some(wal::checkpoint_after_commits(db.clone()))),
         };
+        let reader = db.clone();
         Self {
             committer: Committer::start(db::writer(&db, lanes), lanes as usize, commits),
+            decision_views: gathered::Gathered::start(move |ids| {
+                let db = reader.clone();
+                async move { projects::decision_views(&db, ids).await }
+            }),
             db,
             workflows: Arc::default(),
             blobs: blobs::BlobStore::new(data_dir),
@@ -88,6 +95,15 @@ impl Store {
 
     pub fn blobs(&self) -> &blobs::BlobStore {
         &self.blobs
+    }
+
+    /// The project's row, facts, requirements and cohort as committed, without its deadlines: what a
+    /// decision is taken on. Read together with the views other requests ask for at the same time.
+    pub async fn decision_view(&self, project_id: i64) -> StoreResult<projects::Snapshot> {
+        self.decision_views
+            .get(project_id)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(project_id))
     }
 
     /// Runs a unit of work in the next group commit and returns once it is durable (or refused).

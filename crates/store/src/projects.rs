@@ -1,7 +1,7 @@
 //! Projects: one workflow instance per region and workflow. Every write is a [`UnitOfWork`] that the
 //! committer runs inside a shared transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -139,20 +139,15 @@ pub async fn snapshots_of_many(
     projects: Vec<projects::Model>,
 ) -> StoreResult<Vec<(Snapshot, Relatives)>> {
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    let parent_ids: Vec<i64> = projects
+        .iter()
+        .filter_map(|p| p.parent_project_id)
+        .collect();
     let rows = all_in(db, requirements::Column::ProjectId, &ids, |within| {
         requirements::Entity::find().filter(within)
     })
     .await?;
-    let mut requirements = requirement_records_by_project(db, rows).await?;
-    let cohort_ids: Vec<i64> = projects.iter().filter_map(|p| p.cohort_id).collect();
-    let cohorts: BTreeMap<i64, cohorts::Model> =
-        all_in(db, cohorts::Column::Id, &cohort_ids, |within| {
-            cohorts::Entity::find().filter(within)
-        })
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
+    let views = views_of(db, projects, rows).await?;
     let live = all_in(db, deadlines::Column::ProjectId, &ids, |within| {
         deadlines::Entity::find()
             .filter(within)
@@ -160,10 +155,6 @@ pub async fn snapshots_of_many(
     })
     .await?;
     let mut deadlines = group_by(live, |d| d.project_id);
-    let parent_ids: Vec<i64> = projects
-        .iter()
-        .filter_map(|p| p.parent_project_id)
-        .collect();
     let parents: BTreeMap<i64, projects::Model> =
         all_in(db, projects::Column::Id, &parent_ids, |within| {
             projects::Entity::find().filter(within)
@@ -182,32 +173,24 @@ pub async fn snapshots_of_many(
     })
     .await?;
     let mut links = group_by(signed, |l| l.project_id);
-    projects
+    views
         .into_iter()
-        .map(|project| {
-            let id = project.id;
-            let facts: Facts = serde_json::from_str(&project.facts)
-                .map_err(|e| StoreError::Corrupt(format!("facts of project {id}: {e}")))?;
+        .map(|(id, view)| {
+            let mut snapshot = view?;
             // In the orders the single-project reads give.
-            let mut deadlines = deadlines.remove(&id).unwrap_or_default();
-            deadlines.sort_by_key(|d| (d.due_at, d.id));
+            snapshot.deadlines = deadlines.remove(&id).unwrap_or_default();
+            snapshot.deadlines.sort_by_key(|d| (d.due_at, d.id));
             let mut children = children.remove(&id).unwrap_or_default();
             children.sort_by_key(|c| c.id);
             let mut links = links.remove(&id).unwrap_or_default();
             links.sort_by_key(|l| std::cmp::Reverse(l.id));
             let relatives = Relatives {
-                parent: project
+                parent: snapshot
+                    .project
                     .parent_project_id
                     .and_then(|p| parents.get(&p).cloned()),
                 children,
                 links,
-            };
-            let snapshot = Snapshot {
-                cohort: project.cohort_id.and_then(|c| cohorts.get(&c).cloned()),
-                requirements: requirements.remove(&id).unwrap_or_default(),
-                facts,
-                deadlines,
-                project,
             };
             Ok((snapshot, relatives))
         })
@@ -268,7 +251,7 @@ pub(crate) async fn decision_view(
         .filter(requirements::Column::ProjectId.eq(project.id))
         .all(db)
         .await?;
-    decision_view_with(db, project, rows).await
+    only_view(views_of(db, vec![project], rows).await?)
 }
 
 /// [`decision_view`] of the project `id`, its row and its requirements read in one statement: every
@@ -292,40 +275,79 @@ pub(crate) async fn decision_view_by_id(
         rows.extend(requirement);
     }
     let project = project.ok_or(StoreError::ProjectNotFound(id))?;
-    decision_view_with(db, project, rows).await
+    only_view(views_of(db, vec![project], rows).await?)
 }
 
-async fn decision_view_with(
+/// The views decisions are taken on ([`Store::decision_view`]) of several projects, read together: what
+/// the store runs for the requests that ask at the same time. A project not found is left out.
+pub async fn decision_views(
     db: &impl ConnectionTrait,
-    project: projects::Model,
-    rows: Vec<requirements::Model>,
-) -> StoreResult<Snapshot> {
-    let facts: Facts = serde_json::from_str(&project.facts)
-        .map_err(|e| StoreError::Corrupt(format!("facts of project {}: {e}", project.id)))?;
-    let requirements = requirement_records(db, rows).await?;
-    let cohort = match project.cohort_id {
-        Some(cohort_id) => cohorts::Entity::find_by_id(cohort_id).one(db).await?,
-        None => None,
-    };
-    Ok(Snapshot {
-        project,
-        facts,
-        requirements,
-        cohort,
-        deadlines: Vec::new(),
-    })
+    ids: Vec<i64>,
+) -> StoreResult<HashMap<i64, StoreResult<Snapshot>>> {
+    if let [id] = ids[..] {
+        // Alone, the statement of one id, prepared once for every request.
+        return Ok(match decision_view_by_id(db, id).await {
+            Err(StoreError::ProjectNotFound(_)) => HashMap::new(),
+            view => HashMap::from([(id, view)]),
+        });
+    }
+    let found = projects::Entity::find()
+        .filter(in_ids(
+            db.get_database_backend(),
+            projects::Column::Id,
+            &ids,
+        ))
+        .find_with_related(requirements::Entity)
+        .all(db)
+        .await?;
+    let (projects, rows): (Vec<_>, Vec<_>) = found.into_iter().unzip();
+    let views = views_of(db, projects, rows.into_iter().flatten().collect()).await?;
+    Ok(views.into_iter().collect())
 }
 
-/// One project's requirements' records (see [`requirement_records_by_project`]).
-async fn requirement_records(
+/// The one view [`views_of`] gave for one project.
+fn only_view(views: Vec<(i64, StoreResult<Snapshot>)>) -> StoreResult<Snapshot> {
+    views
+        .into_iter()
+        .next()
+        .map(|(_, view)| view)
+        .unwrap_or_else(|| Err(StoreError::Corrupt("a project's view went missing".into())))
+}
+
+/// The projects' views without deadlines, in their order, from their rows and all their requirements' rows:
+/// the requirements' records and the cohorts read in one statement each whatever the projects' number.
+/// A project whose stored facts do not parse gets its own error.
+async fn views_of(
     db: &impl ConnectionTrait,
-    rows: Vec<requirements::Model>,
-) -> StoreResult<BTreeMap<String, RequirementRecord>> {
-    let mut by_project = requirement_records_by_project(db, rows).await?;
-    Ok(by_project
-        .pop_first()
-        .map(|(_, records)| records)
-        .unwrap_or_default())
+    projects: Vec<projects::Model>,
+    requirement_rows: Vec<requirements::Model>,
+) -> StoreResult<Vec<(i64, StoreResult<Snapshot>)>> {
+    let mut requirements = requirement_records_by_project(db, requirement_rows).await?;
+    let cohort_ids: Vec<i64> = projects.iter().filter_map(|p| p.cohort_id).collect();
+    let cohorts: BTreeMap<i64, cohorts::Model> =
+        all_in(db, cohorts::Column::Id, &cohort_ids, |within| {
+            cohorts::Entity::find().filter(within)
+        })
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    Ok(projects
+        .into_iter()
+        .map(|project| {
+            let id = project.id;
+            let view = serde_json::from_str(&project.facts)
+                .map_err(|e| StoreError::Corrupt(format!("facts of project {id}: {e}")))
+                .map(|facts: Facts| Snapshot {
+                    cohort: project.cohort_id.and_then(|c| cohorts.get(&c).cloned()),
+                    requirements: requirements.remove(&id).unwrap_or_default(),
+                    facts,
+                    deadlines: Vec::new(),
+                    project,
+                });
+            (id, view)
+        })
+        .collect())
 }
 
 /// The requirements' records, by project, with the expiry of their accepted evidence and their open
@@ -811,8 +833,18 @@ impl FireTransition {
         db: &impl ConnectionTrait,
         region_scope: Option<&str>,
     ) -> StoreResult<(Snapshot, Arc<Workflow>, Decision)> {
-        let now = normalize(self.now);
         let snapshot = decision_view_by_id(db, self.project_id).await?;
+        self.decide_on(db, snapshot, region_scope).await
+    }
+
+    /// [`FireTransition::decide`] on the project's view read already.
+    async fn decide_on(
+        &self,
+        db: &impl ConnectionTrait,
+        snapshot: Snapshot,
+        region_scope: Option<&str>,
+    ) -> StoreResult<(Snapshot, Arc<Workflow>, Decision)> {
+        let now = normalize(self.now);
         let project = &snapshot.project;
         // Before anything about the project is told, even its version in a conflict.
         if region_scope.is_some_and(|region| region != project.region_code) {
@@ -940,11 +972,14 @@ struct DecidedWrites {
 /// bump's optimistic check; otherwise the caller gets the conflict it would have got a moment later): every
 /// write to a project's row, requirements, documents or cohort raises that version, and cohorts, child
 /// projects' completion and workflow versions, which it does not cover, never go back.
-pub async fn decide(
-    db: &impl ConnectionTrait,
-    unit: FireTransitionAndRead,
-) -> StoreResult<Decided> {
-    let (before, workflow, decision) = unit.fire.decide(db, unit.region_scope.as_deref()).await?;
+/// The project's view is read together with other requests' ([`Store::decision_view`]).
+pub async fn decide(store: &Store, unit: FireTransitionAndRead) -> StoreResult<Decided> {
+    let db = store.db();
+    let snapshot = store.decision_view(unit.fire.project_id).await?;
+    let (before, workflow, decision) = unit
+        .fire
+        .decide_on(db, snapshot, unit.region_scope.as_deref())
+        .await?;
     if workflow
         .state(&decision.to)
         .is_some_and(|state| state.child.is_some())
@@ -988,7 +1023,7 @@ pub async fn write_decided(store: &Store, decided: Decided) -> StoreResult<Fired
 
 /// [`decide`] on the store's committed state, then [`write_decided`]: a request's transition.
 pub async fn fire(store: &Store, unit: FireTransitionAndRead) -> StoreResult<Fired> {
-    write_decided(store, decide(store.db(), unit).await?).await
+    write_decided(store, decide(store, unit).await?).await
 }
 
 /// The writes of a decision taken outside the writer.

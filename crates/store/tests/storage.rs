@@ -201,7 +201,7 @@ async fn a_decision_on_a_left_version_writes_nothing(db: &TestDb) {
         .unwrap();
     let version = projects::find(store.db(), id).await.unwrap().version;
     let late = projects::decide(
-        store.db(),
+        &store,
         decided_unit(&store, id, version, "open_identification"),
     )
     .await
@@ -253,7 +253,7 @@ async fn decided_writes_sharing_rounds_each_get_their_own_answer(db: &TestDb) {
     for region in regions {
         let id = create(&store, region).await;
         let unit = decided_unit(&store, id, 1, "express_interest");
-        decided.push((id, projects::decide(store.db(), unit).await.unwrap()));
+        decided.push((id, projects::decide(&store, unit).await.unwrap()));
     }
     // One project moves on after its decision was taken: that decision's version is left.
     let (stale, _) = decided[7];
@@ -396,6 +396,19 @@ async fn a_list_reads_each_project_as_its_own_view_does(db: &TestDb) {
         ));
     }
     assert_eq!(listed, expected);
+    // The views decisions are taken on, read together as concurrent requests' are, are each one's alone.
+    let together = projects::decision_views(store.db(), vec![far, child, 999_999, half, new])
+        .await
+        .unwrap();
+    assert_eq!(together.len(), 4, "a missing project is left out");
+    for id in [far, child, half, new] {
+        let alone = store.decision_view(id).await.unwrap();
+        assert_eq!(together[&id].as_ref().unwrap(), &alone);
+    }
+    assert!(matches!(
+        store.decision_view(999_999).await,
+        Err(StoreError::ProjectNotFound(999_999))
+    ));
     // What the comparison covered.
     let of = |id: i64| listed.iter().find(|(s, _)| s.project.id == id).unwrap();
     assert!(of(far).0.cohort.is_some() && !of(far).0.deadlines.is_empty());
@@ -997,7 +1010,7 @@ async fn a_failed_round_runs_its_units_apart() {
     for region in regions {
         let id = create(&store, region).await;
         let unit = decided_unit(&store, id, 1, "express_interest");
-        decided.push((id, projects::decide(store.db(), unit).await.unwrap()));
+        decided.push((id, projects::decide(&store, unit).await.unwrap()));
     }
     let (faulty, faulty_decision) = decided.pop().unwrap();
     let faulty_history = events::list(store.db(), faulty).await.unwrap();

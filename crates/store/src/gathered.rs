@@ -1,0 +1,218 @@
+//! Reads that concurrent requests ask for at the same moment, gathered into one, the way the committer
+//! gathers writes: a read asked when none is out goes at once; those asked while one is out wait for it to
+//! come back, then go together, one statement for all their keys. Every statement
+//! costs PostgreSQL its plan's start-up whatever its rows, and every SQLite query is a hop to a
+//! connection's thread (BENCHMARKS.md): under load, one read for a dozen projects instead of a dozen.
+//! A read never answers an ask made after it started, so a caller sees whatever it committed before asking.
+//!
+//! Written here rather than taken from a data-loader crate: those gather by waiting a fixed number of
+//! scheduler turns before reading, which every lone request would pay; this one waits only when reads are
+//! already out, so a lone request reads as it would alone.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::error::{StoreError, StoreResult};
+
+/// Reads out at once. Measured on PostgreSQL at 64 writers (BENCHMARKS.md, session 17): one did at least
+/// as well as two, and four worse; more reads out gather fewer keys each.
+const IN_FLIGHT: usize = 1;
+
+/// Most keys one read carries.
+const MAX_KEYS: usize = 128;
+
+/// What one key's read answers: its value, none when nothing has that key, or its own error.
+type Answer<V> = StoreResult<Option<V>>;
+
+/// A read of many keys at once: each key found maps to its value or to its own error; a key left out was
+/// not found. An error of the whole read is every asker's.
+pub(crate) type Read<K, V> = HashMap<K, StoreResult<V>>;
+
+/// Gathers the reads of one kind; clones share the same task.
+pub(crate) struct Gathered<K, V> {
+    asks: mpsc::Sender<(K, oneshot::Sender<Answer<V>>)>,
+}
+
+impl<K, V> Clone for Gathered<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            asks: self.asks.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Gathered<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gathered").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Gathered<K, V>
+where
+    K: Eq + Hash + Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    /// Starts the task that runs `read` over the keys asked together (each key once).
+    pub(crate) fn start<R, F>(read: R) -> Self
+    where
+        R: Fn(Vec<K>) -> F + Send + Sync + 'static,
+        F: Future<Output = StoreResult<Read<K, V>>> + Send + 'static,
+    {
+        let (asks, mut queue) = mpsc::channel(4 * MAX_KEYS);
+        let read = Arc::new(read);
+        tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+            let mut asked = Vec::with_capacity(MAX_KEYS);
+            // A slot first, then the asks: while every slot is taken, asks pile up to go together.
+            while let Ok(slot) = slots.clone().acquire_owned().await {
+                if queue.recv_many(&mut asked, MAX_KEYS).await == 0 {
+                    return;
+                }
+                let asked = std::mem::replace(&mut asked, Vec::with_capacity(MAX_KEYS));
+                let read = Arc::clone(&read);
+                tokio::spawn(async move {
+                    answer(&*read, asked).await;
+                    drop(slot);
+                });
+            }
+        });
+        Self { asks }
+    }
+
+    /// The value of `key`, read alone or with others asked at the same time.
+    pub(crate) async fn get(&self, key: K) -> Answer<V> {
+        let (reply, answer) = oneshot::channel();
+        self.asks.send((key, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn answer<K, V, R, F>(read: &R, asked: Vec<(K, oneshot::Sender<Answer<V>>)>)
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    R: Fn(Vec<K>) -> F,
+    F: Future<Output = StoreResult<Read<K, V>>>,
+{
+    let mut keys: Vec<K> = Vec::with_capacity(asked.len());
+    for (key, _) in &asked {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    match read(keys).await {
+        Ok(found) => {
+            for (key, reply) in asked {
+                let answer = match found.get(&key) {
+                    Some(Ok(value)) => Ok(Some(value.clone())),
+                    Some(Err(e)) => Err(shared(e)),
+                    None => Ok(None),
+                };
+                // The asker may have gone away (request cancelled).
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) => {
+            for (_, reply) in asked {
+                let _ = reply.send(Err(shared(&e)));
+            }
+        }
+    }
+}
+
+/// An error as each of the askers it concerns gets it (errors are not `Clone`: their sources are not).
+fn shared(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Db(db) if crate::db::is_unreachable(db) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        other => StoreError::Db(sea_orm::DbErr::Custom(other.to_string())),
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the store's reader has stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Reads that wait until released, recording the keys each was asked.
+    fn held_reads(calls: Arc<Mutex<Vec<Vec<u32>>>>, gate: Arc<Semaphore>) -> Gathered<u32, String> {
+        Gathered::start(move |keys: Vec<u32>| {
+            let (calls, gate) = (calls.clone(), gate.clone());
+            async move {
+                calls.lock().unwrap().push(keys.clone());
+                gate.acquire().await.unwrap().forget();
+                Ok(keys
+                    .into_iter()
+                    .filter(|k| *k != 404)
+                    .map(|k| {
+                        let value = match k {
+                            500 => Err(StoreError::Corrupt("key 500".into())),
+                            k => Ok(format!("v{k}")),
+                        };
+                        (k, value)
+                    })
+                    .collect())
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn asks_made_while_reads_are_out_go_together_and_each_gets_its_own_answer() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Semaphore::new(0));
+        let reads = held_reads(calls.clone(), gate.clone());
+        // A lone ask goes at once; six more (one key twice) queue while it is out, then go as one read.
+        let mut waiting = Vec::new();
+        for key in [1, 2, 3, 404, 500, 3, 4] {
+            let reads = reads.clone();
+            waiting.push(tokio::spawn(async move { reads.get(key).await }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        gate.add_permits(2);
+        let mut answers = Vec::new();
+        for asked in waiting {
+            answers.push(match asked.await.unwrap() {
+                Ok(value) => format!("{value:?}"),
+                Err(e) if e.to_string().contains("key 500") => "its own error".into(),
+                Err(e) => e.to_string(),
+            });
+        }
+        assert_eq!(
+            answers,
+            [
+                r#"Some("v1")"#,
+                r#"Some("v2")"#,
+                r#"Some("v3")"#,
+                "None",
+                "its own error",
+                r#"Some("v3")"#,
+                r#"Some("v4")"#,
+            ]
+        );
+        assert_eq!(*calls.lock().unwrap(), [vec![1], vec![2, 3, 404, 500, 4]]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_fails_each_of_its_askers() {
+        let reads: Gathered<u32, u32> = Gathered::start(|_keys| async {
+            Err(StoreError::Db(sea_orm::DbErr::Custom("no table".into())))
+        });
+        let (a, b) = tokio::join!(reads.get(1), reads.get(2));
+        for answer in [a, b] {
+            assert!(answer.unwrap_err().to_string().contains("no table"));
+        }
+    }
+}
