@@ -13,9 +13,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use chrono::Utc;
 use incubator_store::entities::users;
-use incubator_store::{tokens, users as users_repo};
+use incubator_store::users as users_repo;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
@@ -244,7 +243,9 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let digest = token_digest(token);
-        let user = tokens::authenticate(state.store().db(), &digest, Utc::now())
+        let user = state
+            .store()
+            .authenticate(&digest)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         let role = Role::parse(&user.role).ok_or_else(|| {

@@ -1,6 +1,7 @@
 //! Reads that concurrent requests ask for at the same moment, gathered into one, the way the committer
 //! gathers writes: a read asked when none is out goes at once; those asked while one is out wait for it to
-//! come back, then go together, one statement for all their keys. Every statement
+//! come back, then go together, one statement for all their keys. One read out at a time: measured on
+//! PostgreSQL at 64 writers (BENCHMARKS.md, session 17), one did at least as well as two, and four worse. Every statement
 //! costs PostgreSQL its plan's start-up whatever its rows, and every SQLite query is a hop to a
 //! connection's thread (BENCHMARKS.md): under load, one read for a dozen projects instead of a dozen.
 //! A read never answers an ask made after it started, so a caller sees whatever it committed before asking.
@@ -13,15 +14,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
-
-/// Reads out at once. Measured on PostgreSQL at 64 writers (BENCHMARKS.md, session 17): one did at least
-/// as well as two, and four worse; more reads out gather fewer keys each.
-const IN_FLIGHT: usize = 1;
 
 /// Most keys one read carries.
 const MAX_KEYS: usize = 128;
@@ -64,21 +60,11 @@ where
         F: Future<Output = StoreResult<Read<K, V>>> + Send + 'static,
     {
         let (asks, mut queue) = mpsc::channel(4 * MAX_KEYS);
-        let read = Arc::new(read);
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
             let mut asked = Vec::with_capacity(MAX_KEYS);
-            // A slot first, then the asks: while every slot is taken, asks pile up to go together.
-            while let Ok(slot) = slots.clone().acquire_owned().await {
-                if queue.recv_many(&mut asked, MAX_KEYS).await == 0 {
-                    return;
-                }
-                let asked = std::mem::replace(&mut asked, Vec::with_capacity(MAX_KEYS));
-                let read = Arc::clone(&read);
-                tokio::spawn(async move {
-                    answer(&*read, asked).await;
-                    drop(slot);
-                });
+            // One read out at a time: what is asked while it is out waits in the queue, to go together.
+            while queue.recv_many(&mut asked, MAX_KEYS).await > 0 {
+                answer(&read, std::mem::take(&mut asked)).await;
             }
         });
         Self { asks }
@@ -142,8 +128,10 @@ fn stopped() -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    use tokio::sync::Semaphore;
 
     use super::*;
 

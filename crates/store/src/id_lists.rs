@@ -24,11 +24,31 @@ pub(crate) fn id_list(ids: &[i64]) -> Value {
 
 /// `column IN ids` for sea-query's builders.
 pub(crate) fn in_ids(backend: DbBackend, column: impl ColumnTrait, ids: &[i64]) -> SimpleExpr {
+    in_json_list(backend, column, "::bigint", id_list(ids))
+}
+
+/// `column IN texts` for sea-query's builders, the texts as one JSON list.
+pub(crate) fn in_texts(
+    backend: DbBackend,
+    column: impl ColumnTrait,
+    texts: &[String],
+) -> SimpleExpr {
+    in_json_list(backend, column, "", Json::from(texts).to_string().into())
+}
+
+/// `column IN` the elements of `list`, a JSON list, cast on PostgreSQL (which reads them as text).
+fn in_json_list(
+    backend: DbBackend,
+    column: impl ColumnTrait,
+    pg_cast: &str,
+    list: Value,
+) -> SimpleExpr {
     // Numbered within the expression: sea-query renumbers PostgreSQL's placeholders in the statement.
-    let list = match backend {
-        DbBackend::Postgres => "(SELECT value::bigint FROM json_array_elements_text($1::json))",
-        _ => "(SELECT value FROM json_each(?))",
+    let elements = match backend {
+        DbBackend::Postgres => {
+            format!("(SELECT value{pg_cast} FROM json_array_elements_text($1::json))")
+        }
+        _ => "(SELECT value FROM json_each(?))".to_owned(),
     };
-    Expr::col(column.as_column_ref())
-        .binary(BinOper::In, Expr::cust_with_values(list, [id_list(ids)]))
+    Expr::col(column.as_column_ref()).binary(BinOper::In, Expr::cust_with_values(elements, [list]))
 }

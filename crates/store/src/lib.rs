@@ -45,6 +45,15 @@ pub use db::{DbConfig, SqliteSync};
 pub use error::{StoreError, StoreResult};
 pub use workflows::{Deployed, DeployedVersion, WorkflowRegistry};
 
+/// A gathered read's function on its own handle of the pool.
+fn reading<K, F>(
+    db: &DatabaseConnection,
+    read: impl Fn(DatabaseConnection, Vec<K>) -> F + Send + Sync + 'static,
+) -> impl Fn(Vec<K>) -> F + Send + Sync + 'static {
+    let db = db.clone();
+    move |keys| read(db.clone(), keys)
+}
+
 /// Concurrent write transactions on PostgreSQL; each groups the units that arrive while the last commits.
 const POSTGRES_WRITER_LANES: u32 = 4;
 
@@ -56,6 +65,8 @@ pub struct Store {
     workflows: Arc<WorkflowRegistry>,
     blobs: blobs::BlobStore,
     decision_views: gathered::Gathered<i64, projects::Snapshot>,
+    relatives: gathered::Gathered<projects::Kin, projects::Relatives>,
+    tokens: gathered::Gathered<String, entities::users::Model>,
 }
 
 impl Store {
@@ -72,13 +83,21 @@ impl Store {
             sea_orm::DbBackend::Postgres => (POSTGRES_WRITER_LANES, None),
             _ => (1, Some(wal::checkpoint_after_commits(db.clone()))),
         };
-        let reader = db.clone();
         Self {
             committer: Committer::start(db::writer(&db, lanes), lanes as usize, commits),
-            decision_views: gathered::Gathered::start(move |ids| {
-                let db = reader.clone();
-                async move { projects::decision_views(&db, ids).await }
-            }),
+            decision_views: gathered::Gathered::start(reading(&db, |db, ids| async move {
+                projects::decision_views(&db, ids).await
+            })),
+            relatives: gathered::Gathered::start(reading(&db, |db, kin| async move {
+                Ok(projects::relatives_of_many(&db, kin)
+                    .await?
+                    .into_iter()
+                    .map(|(kin, relatives)| (kin, Ok(relatives)))
+                    .collect())
+            })),
+            tokens: gathered::Gathered::start(reading(&db, |db, digests| async move {
+                tokens::authenticate_many(&db, digests, Utc::now()).await
+            })),
             db,
             workflows: Arc::default(),
             blobs: blobs::BlobStore::new(data_dir),
@@ -104,6 +123,29 @@ impl Store {
             .get(project_id)
             .await?
             .ok_or(StoreError::ProjectNotFound(project_id))
+    }
+
+    /// The project's parent, children and links as committed, read together with those other requests ask
+    /// for at the same time.
+    pub async fn relatives(
+        &self,
+        project: &entities::projects::Model,
+    ) -> StoreResult<projects::Relatives> {
+        Ok(self
+            .relatives
+            .get(projects::Kin::of(project))
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The account an API token (its SHA-256) authenticates now, if the token is live and the account
+    /// enabled (see [`tokens::authenticate`]). Read together with the tokens of requests arriving at the
+    /// same time: every API request asks.
+    pub async fn authenticate(
+        &self,
+        token_sha256: &str,
+    ) -> StoreResult<Option<entities::users::Model>> {
+        self.tokens.get(token_sha256.to_owned()).await
     }
 
     /// Runs a unit of work in the next group commit and returns once it is durable (or refused).

@@ -139,10 +139,7 @@ pub async fn snapshots_of_many(
     projects: Vec<projects::Model>,
 ) -> StoreResult<Vec<(Snapshot, Relatives)>> {
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
-    let parent_ids: Vec<i64> = projects
-        .iter()
-        .filter_map(|p| p.parent_project_id)
-        .collect();
+    let kin: Vec<Kin> = projects.iter().map(Kin::of).collect();
     let rows = all_in(db, requirements::Column::ProjectId, &ids, |within| {
         requirements::Entity::find().filter(within)
     })
@@ -155,6 +152,50 @@ pub async fn snapshots_of_many(
     })
     .await?;
     let mut deadlines = group_by(live, |d| d.project_id);
+    let mut relatives = relatives_of_many(db, kin).await?;
+    views
+        .into_iter()
+        .map(|(id, view)| {
+            let mut snapshot = view?;
+            // In the order the single-project read gives.
+            snapshot.deadlines = deadlines.remove(&id).unwrap_or_default();
+            snapshot.deadlines.sort_by_key(|d| (d.due_at, d.id));
+            let kin = Kin::of(&snapshot.project);
+            let relatives = relatives.remove(&kin).unwrap_or_default();
+            Ok((snapshot, relatives))
+        })
+        .collect()
+}
+
+/// Which project a [`Relatives`] read is for: the project and its parent, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Kin {
+    pub project_id: i64,
+    pub parent_id: Option<i64>,
+}
+
+impl Kin {
+    pub fn of(project: &projects::Model) -> Self {
+        Self {
+            project_id: project.id,
+            parent_id: project.parent_project_id,
+        }
+    }
+}
+
+/// Several projects' [`Relatives`], read in three statements whatever their number, each as
+/// [`relatives`] gives it alone: what the store runs for the requests that ask at the same time
+/// ([`Store::relatives`]) and what the programme's lists show.
+pub async fn relatives_of_many(
+    db: &impl ConnectionTrait,
+    kin: Vec<Kin>,
+) -> StoreResult<HashMap<Kin, Relatives>> {
+    if let [one] = kin[..] {
+        // Alone, statements of one id, prepared once for every request (one query on SQLite).
+        return Ok(HashMap::from([(one, relatives(db, one).await?)]));
+    }
+    let ids: Vec<i64> = kin.iter().map(|k| k.project_id).collect();
+    let parent_ids: Vec<i64> = kin.iter().filter_map(|k| k.parent_id).collect();
     let parents: BTreeMap<i64, projects::Model> =
         all_in(db, projects::Column::Id, &parent_ids, |within| {
             projects::Entity::find().filter(within)
@@ -167,34 +208,28 @@ pub async fn snapshots_of_many(
         projects::Entity::find().filter(within)
     })
     .await?;
-    let mut children = group_by(started, |c| c.parent_project_id.unwrap_or_default());
+    let children = group_by(started, |c| c.parent_project_id.unwrap_or_default());
     let signed = all_in(db, links::Column::ProjectId, &ids, |within| {
         links::Entity::find().filter(within)
     })
     .await?;
-    let mut links = group_by(signed, |l| l.project_id);
-    views
+    let links = group_by(signed, |l| l.project_id);
+    Ok(kin
         .into_iter()
-        .map(|(id, view)| {
-            let mut snapshot = view?;
-            // In the orders the single-project reads give.
-            snapshot.deadlines = deadlines.remove(&id).unwrap_or_default();
-            snapshot.deadlines.sort_by_key(|d| (d.due_at, d.id));
-            let mut children = children.remove(&id).unwrap_or_default();
+        .map(|kin| {
+            // In the orders the single-project read gives.
+            let mut children = children.get(&kin.project_id).cloned().unwrap_or_default();
             children.sort_by_key(|c| c.id);
-            let mut links = links.remove(&id).unwrap_or_default();
+            let mut links = links.get(&kin.project_id).cloned().unwrap_or_default();
             links.sort_by_key(|l| std::cmp::Reverse(l.id));
             let relatives = Relatives {
-                parent: snapshot
-                    .project
-                    .parent_project_id
-                    .and_then(|p| parents.get(&p).cloned()),
+                parent: kin.parent_id.and_then(|p| parents.get(&p).cloned()),
                 children,
                 links,
             };
-            Ok((snapshot, relatives))
+            (kin, relatives)
         })
-        .collect()
+        .collect())
 }
 
 /// The rows `query` selects given `column IN ids` (none, without a statement, for no ids).
@@ -694,38 +729,48 @@ pub struct Relatives {
 }
 
 /// A project's [`Relatives`], read together (one query on SQLite).
-pub async fn relatives(
-    db: &impl ConnectionTrait,
-    project: &projects::Model,
-) -> StoreResult<Relatives> {
+pub async fn relatives(db: &impl ConnectionTrait, kin: Kin) -> StoreResult<Relatives> {
     let mut reads = Batch::unguarded(db.get_database_backend());
-    read_relatives(&mut reads, project);
-    Ok(sort_rows(project, reads.run(db).await?)?.relatives)
+    read_relatives(&mut reads, kin);
+    let mut relatives = Relatives::default();
+    for row in reads.run(db).await? {
+        // Only project rows have a `workflow_id`; the rest are links.
+        if row.try_get::<String>("", "workflow_id").is_ok() {
+            let read = projects::Model::from_query_result(&row, "")?;
+            if Some(read.id) == kin.parent_id {
+                relatives.parent = Some(read);
+            } else {
+                relatives.children.push(read);
+            }
+        } else {
+            relatives
+                .links
+                .push(links::Model::from_query_result(&row, "")?);
+        }
+    }
+    Ok(relatives)
 }
 
 /// Adds the reads of the project's [`Relatives`] to a batch.
-fn read_relatives(batch: &mut Batch, project: &projects::Model) {
+fn read_relatives(batch: &mut Batch, kin: Kin) {
     static PARENT: Prepared = Prepared::new();
     static CHILDREN: Prepared = Prepared::new();
     static LINKS: Prepared = Prepared::new();
     let backend = batch.backend();
-    if let Some(parent_id) = project.parent_project_id {
+    let id = kin.project_id;
+    if let Some(parent_id) = kin.parent_id {
         batch.read_after(
             PARENT.statement(backend, vec![parent_id.into()], |backend| {
                 projects::Entity::find_by_id(parent_id).build(backend)
             }),
         );
     }
-    batch.read_after(
-        CHILDREN.statement(backend, vec![project.id.into()], |backend| {
-            children_query(project.id).build(backend)
-        }),
-    );
-    batch.read_after(
-        LINKS.statement(backend, vec![project.id.into()], |backend| {
-            crate::links::list_query(project.id).build(backend)
-        }),
-    );
+    batch.read_after(CHILDREN.statement(backend, vec![id.into()], |backend| {
+        children_query(id).build(backend)
+    }));
+    batch.read_after(LINKS.statement(backend, vec![id.into()], |backend| {
+        crate::links::list_query(id).build(backend)
+    }));
 }
 
 /// The rows of one batch about a project, each told by its columns and ids.
@@ -1319,7 +1364,7 @@ fn transition_statements(
         writes.read_after(live_deadlines_statement(backend, project.id));
     }
     if read_back == ReadBack::DeadlinesAndRelatives {
-        read_relatives(&mut writes, project);
+        read_relatives(&mut writes, Kin::of(project));
     }
     writes
 }

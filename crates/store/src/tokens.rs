@@ -1,6 +1,8 @@
 //! Bearer tokens of the API. The caller hashes the token; only its SHA-256 reaches the database, so a leaked
 //! copy of the table cannot be replayed.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
@@ -10,6 +12,7 @@ use sea_orm::{
 use crate::audit::normalize;
 use crate::entities::{api_tokens, users};
 use crate::error::{StoreError, StoreResult};
+use crate::id_lists::in_texts;
 use crate::prepared::Prepared;
 
 /// Records a token issued to `user_id`, valid until `expires_at`.
@@ -64,6 +67,40 @@ pub async fn authenticate(
         .from_raw_sql(statement)
         .one(db)
         .await?)
+}
+
+/// [`authenticate`] of several tokens, in one statement: what the store runs for the requests that arrive
+/// at the same time ([`crate::Store::authenticate`]). A token that authenticates no one is left out.
+pub async fn authenticate_many(
+    db: &impl ConnectionTrait,
+    tokens_sha256: Vec<String>,
+    now: DateTime<Utc>,
+) -> StoreResult<HashMap<String, StoreResult<users::Model>>> {
+    if let [one] = &tokens_sha256[..] {
+        // Alone, the statement of one token, prepared once for every request.
+        return Ok(authenticate(db, one, now)
+            .await?
+            .map(|user| (one.clone(), Ok(user)))
+            .into_iter()
+            .collect());
+    }
+    let backend = db.get_database_backend();
+    let live = api_tokens::Entity::find()
+        .filter(in_texts(
+            backend,
+            api_tokens::Column::TokenSha256,
+            &tokens_sha256,
+        ))
+        .filter(api_tokens::Column::RevokedAt.is_null())
+        .filter(api_tokens::Column::ExpiresAt.gt(normalize(now)))
+        .find_also_related(users::Entity)
+        .filter(users::Column::Disabled.eq(false))
+        .all(db)
+        .await?;
+    Ok(live
+        .into_iter()
+        .filter_map(|(token, user)| Some((token.token_sha256, Ok(user?))))
+        .collect())
 }
 
 /// Revokes one token; false when it was unknown or revoked already.

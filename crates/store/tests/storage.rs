@@ -189,6 +189,66 @@ async fn fifty_writers_at_one_version_one_wins(db: &TestDb) {
     one_of_fifty_wins(std::slice::from_ref(&store), id, Decision::Outside).await;
 }
 
+/// Tokens read together, as concurrent requests' are, authenticate exactly whom each authenticates alone:
+/// not a revoked token, an expired one, one never issued, nor one of a disabled account.
+async fn tokens_read_together_authenticate_as_each_alone(db: &TestDb) {
+    use incubator_store::entities::users;
+    use incubator_store::tokens;
+    use incubator_store::users::{NewUser, create as create_user};
+    use sea_orm::sea_query::Expr;
+    let store = db.store().await;
+    let now = at(2022, 1, 1);
+    let mut digests = Vec::new();
+    for (n, case) in ["live", "revoked", "expired", "disabled", "live too"]
+        .into_iter()
+        .enumerate()
+    {
+        let account = NewUser {
+            email: format!("{n}@x.example"),
+            name: case.into(),
+            role: "officer".into(),
+            region_code: None,
+            password_hash: "-".into(),
+            lang: "fr".into(),
+        };
+        let user = create_user(store.db(), account, now).await.unwrap();
+        let digest = format!("{n:064}");
+        let expires_at = if case == "expired" {
+            at(2021, 12, 31)
+        } else {
+            at(2022, 2, 1)
+        };
+        tokens::issue(store.db(), user.id, &digest, at(2021, 12, 1), expires_at)
+            .await
+            .unwrap();
+        match case {
+            "revoked" => assert!(tokens::revoke(store.db(), &digest, now).await.unwrap()),
+            "disabled" => {
+                users::Entity::update_many()
+                    .col_expr(users::Column::Disabled, Expr::value(true))
+                    .filter(users::Column::Id.eq(user.id))
+                    .exec(store.db())
+                    .await
+                    .unwrap();
+            }
+            _ => {}
+        }
+        digests.push(digest);
+    }
+    digests.push("f".repeat(64));
+    let together = tokens::authenticate_many(store.db(), digests.clone(), now)
+        .await
+        .unwrap();
+    let mut authenticated = Vec::new();
+    for digest in &digests {
+        let alone = tokens::authenticate(store.db(), digest, now).await.unwrap();
+        let read_together = together.get(digest).map(|user| user.as_ref().unwrap());
+        assert_eq!(read_together, alone.as_ref(), "token {digest}");
+        authenticated.extend(alone.map(|user| user.name));
+    }
+    assert_eq!(authenticated, ["live", "live too"]);
+}
+
 /// A decision taken on a version another transition has since left writes nothing: the writer's version
 /// check refuses it, naming the current version, and the project, its history and its mails are as the
 /// other transition left them.
@@ -301,7 +361,7 @@ async fn decided_writes_sharing_rounds_each_get_their_own_answer(db: &TestDb) {
         if let Some(relatives) = answer.relatives {
             assert_eq!(
                 relatives,
-                projects::relatives(store.db(), &committed.project)
+                projects::relatives(store.db(), projects::Kin::of(&committed.project))
                     .await
                     .unwrap()
             );
@@ -389,7 +449,9 @@ async fn a_list_reads_each_project_as_its_own_view_does(db: &TestDb) {
         .unwrap();
     let mut expected = Vec::new();
     for project in all {
-        let relatives = projects::relatives(store.db(), &project).await.unwrap();
+        let relatives = projects::relatives(store.db(), projects::Kin::of(&project))
+            .await
+            .unwrap();
         expected.push((
             projects::snapshot_of(store.db(), project).await.unwrap(),
             relatives,
@@ -940,6 +1002,7 @@ async fn transition_mails_reach_each_account_once(db: &TestDb) {
 
 both_backends!(
     a_list_reads_each_project_as_its_own_view_does,
+    tokens_read_together_authenticate_as_each_alone,
     a_documents_list_carries_each_ones_latest_review,
     decided_writes_sharing_rounds_each_get_their_own_answer,
     reviews_and_patches_of_one_project_queue_instead_of_colliding,

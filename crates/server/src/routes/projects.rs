@@ -135,7 +135,7 @@ pub async fn view_of(
     caller: &Caller,
     snapshot: Snapshot,
 ) -> Result<ProjectView, ApiError> {
-    let relatives = projects::relatives(state.store().db(), &snapshot.project).await?;
+    let relatives = state.store().relatives(&snapshot.project).await?;
     view_with(state, caller, snapshot, relatives).await
 }
 
@@ -505,7 +505,7 @@ pub async fn fire_transition(
     .await?;
     let relatives = match fired.relatives {
         Some(relatives) => relatives,
-        None => projects::relatives(state.store().db(), &fired.snapshot.project).await?,
+        None => state.store().relatives(&fired.snapshot.project).await?,
     };
     Ok(Json(
         view_with(&state, &caller, fired.snapshot, relatives).await?,
