@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
@@ -91,7 +93,14 @@ where
             keys.push(key.clone());
         }
     }
-    match read(keys).await {
+    // A panic in the read fails its askers, not the gatherer: the asks after it are read as usual.
+    let result = match AssertUnwindSafe(read(keys)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Db(sea_orm::DbErr::Custom(
+            "a gathered read panicked".into(),
+        ))),
+    };
+    match result {
         Ok(found) => {
             for (key, reply) in asked {
                 let answer = match found.get(&key) {
@@ -193,6 +202,16 @@ mod tests {
             ]
         );
         assert_eq!(*calls.lock().unwrap(), [vec![1], vec![2, 1, 3, 404, 500]]);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_panics_fails_its_askers_and_the_next_asks_are_read() {
+        let reads: Gathered<u32, u32> = Gathered::start(|keys: Vec<u32>| async move {
+            assert!(!keys.contains(&13), "a read that panics");
+            Ok(keys.into_iter().map(|k| (k, Ok(k))).collect())
+        });
+        assert!(reads.get(13).await.is_err());
+        assert_eq!(reads.get(7).await.unwrap(), Some(7));
     }
 
     #[tokio::test]
