@@ -126,10 +126,17 @@ const TRUSTED_WHILE_BUSY: Duration = Duration::from_secs(1);
 /// it comes back to the pool, and a broken one is dropped there), so a busy service pays no extra round
 /// trips while one that sat idle, perhaps across a database restart, still checks before it trusts.
 fn pool_options<DB: sea_orm::sqlx::Database>(config: &DbConfig) -> PoolOptions<DB> {
-    PoolOptions::new()
-        .max_connections(config.max_connections)
-        .min_connections(1)
-        .acquire_timeout(config.acquire_timeout)
+    checked_when_idle(
+        PoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(1)
+            .acquire_timeout(config.acquire_timeout),
+    )
+}
+
+/// Pings a connection before handing it out only if it sat idle for `TRUSTED_WHILE_BUSY` or longer.
+fn checked_when_idle<DB: sea_orm::sqlx::Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+    options
         .test_before_acquire(false)
         .before_acquire(|conn: &mut DB::Connection, meta| {
             Box::pin(async move {
@@ -166,15 +173,17 @@ fn writer_pool<DB: sea_orm::sqlx::Database>(
     lanes: u32,
     acquire_timeout: Duration,
 ) -> PoolOptions<DB> {
-    PoolOptions::new()
-        .max_connections(lanes)
-        .min_connections(0)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        // Few users, which never leave them idle for long; sqlx tests each as it comes back after a batch
-        // and opens another if it broke.
-        .test_before_acquire(false)
-        .acquire_timeout(acquire_timeout)
+    // Checked like the pool's: a lane left idle while the database went away (requests refused before
+    // they reached the writer) would otherwise answer its first write after the database came back with
+    // its dead connection's error.
+    checked_when_idle(
+        PoolOptions::new()
+            .max_connections(lanes)
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(acquire_timeout),
+    )
 }
 
 /// Whether `error` says the database cannot be reached (refused or lost connection, no connection

@@ -1194,6 +1194,40 @@ async fn writes_go_on_while_readers_hold_every_pooled_connection() {
     );
 }
 
+/// PostgreSQL restarted (or a proxy in between cut every connection) while the store sat idle: its first
+/// reads and writes afterwards are served on new connections, not answered with the dead ones' errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_dropped_while_idle_are_replaced() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let store = db.store().await;
+    deploy_anssi(&store).await;
+    let id = create(&store, "53").await;
+    fire(&store, id, "express_interest", council(), None)
+        .await
+        .unwrap();
+    let admin = sea_orm::Database::connect(db.url()).await.unwrap();
+    let dropped = admin
+        .query_all(Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        dropped.len() >= 2,
+        "the store's reader and writer connections: {}",
+        dropped.len()
+    );
+    // Past the time a connection used moments ago is trusted without a ping.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let version = fire(&store, id, "open_identification", officer(), None).await;
+    assert!(version.is_ok(), "the first write afterwards: {version:?}");
+    create(&store, "75").await;
+}
+
 /// The start-up sweep of evidence files: it removes the old files no row names (an upload cut by a crash
 /// before its row) and old temporary files, and spares a file a row names, a young file (an upload on its
 /// way to its row), and a named file a sweep cut short had set aside, which it puts back.
