@@ -4,6 +4,9 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -59,7 +62,11 @@ struct Pending<U: UnitOfWork> {
 #[async_trait::async_trait]
 impl<U: UnitOfWork> Job for Pending<U> {
     async fn run(&mut self, txn: &DatabaseTransaction) -> bool {
-        let result = self.unit.run(txn).await;
+        // A unit that panics fails alone, like one that errs, and the writer goes on with the rest.
+        let result = match unwound(self.unit.run(txn)).await {
+            Some(result) => result,
+            None => Err(StoreError::NotCommitted(PANICKED.into())),
+        };
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -88,6 +95,15 @@ impl<U: UnitOfWork> Job for Pending<U> {
         // The caller may have gone away (request cancelled); its work is committed all the same.
         let _ = self.reply.send(result);
     }
+}
+
+const PANICKED: &str =
+    "the write failed on a defect (its panic is in the log): nothing of it was kept";
+
+/// `work`'s output, or `None` when it panicked. A panic must not end a writer task: every later write on
+/// its lane would be refused until the service restarts. The panic hook has already logged it.
+async fn unwound<T>(work: impl Future<Output = T>) -> Option<T> {
+    AssertUnwindSafe(work).catch_unwind().await.ok()
 }
 
 /// Runs units of work in batches, on one writer task per lane; clones share the same tasks.
@@ -286,10 +302,17 @@ async fn run_together(txn: &DatabaseTransaction, jobs: &mut [Box<dyn Job>]) -> b
     let mut pending: Vec<&mut Pending<WriteDecision>> =
         jobs.iter_mut().filter_map(|job| job.decided()).collect();
     let units: Vec<&WriteDecision> = pending.iter().map(|p| &p.unit).collect();
-    let answers = match write_together(txn, &units).await {
-        Ok(answers) => answers,
-        Err(e) => {
+    let answers = match unwound(write_together(txn, &units)).await {
+        Some(Ok(answers)) => answers,
+        Some(Err(e)) => {
             tracing::warn!(error = %e, units = units.len(), "a shared round failed; its units run again apart");
+            return false;
+        }
+        None => {
+            tracing::warn!(
+                units = units.len(),
+                "a shared round panicked; its units run again apart"
+            );
             return false;
         }
     };

@@ -17,7 +17,9 @@ use incubator_store::entities::deadlines;
 use incubator_store::fields::PatchFields;
 use incubator_store::links::{IssueLink, LinkHolder};
 use incubator_store::projects::FireTransition;
-use incubator_store::{Store, StoreError, audit, events, projects, reminders, transfer};
+use incubator_store::{
+    Store, StoreError, UnitOfWork, audit, events, projects, reminders, transfer,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement,
     TransactionTrait,
@@ -762,6 +764,88 @@ async fn refusals_in_a_shared_batch_leave_the_others_committed(db: &TestDb) {
     assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
 }
 
+/// A unit of work with a defect: it writes, then panics.
+struct PanicsAfterWriting {
+    project_id: i64,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for PanicsAfterWriting {
+    type Output = ();
+
+    async fn run(&mut self, txn: &sea_orm::DatabaseTransaction) -> Result<(), StoreError> {
+        txn.execute_unprepared("UPDATE regions SET name = 'Défaillance' WHERE code = '53'")
+            .await?;
+        panic!("a defect in a unit of work (this test's own panic)");
+    }
+
+    fn project_id(&self) -> Option<i64> {
+        Some(self.project_id)
+    }
+}
+
+/// A write that panics fails alone: its own writes are undone, the writes that shared its batch are
+/// committed, and its writer serves every later write (a panic used to end the writer task, and with it
+/// every write on its lane until a restart).
+async fn a_write_that_panics_fails_alone_and_the_writer_goes_on(db: &TestDb) {
+    let store = Arc::new(db.store().await);
+    deploy_anssi(&store).await;
+    let regions = [
+        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52",
+    ];
+    let mut ids = Vec::new();
+    for region in regions {
+        ids.push(create(&store, region).await);
+    }
+    let faulty = |n: usize| n.is_multiple_of(3);
+    let tasks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, &id)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if faulty(n) {
+                    store
+                        .write(PanicsAfterWriting { project_id: id })
+                        .await
+                        .map(|()| 0)
+                } else {
+                    fire(&store, id, "express_interest", council(), None).await
+                }
+            })
+        })
+        .collect();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let result = task.await.expect("the caller's task");
+        if faulty(n) {
+            assert!(
+                matches!(result, Err(StoreError::NotCommitted(_))),
+                "{result:?}"
+            );
+        } else {
+            assert_eq!(result.unwrap(), 2);
+        }
+    }
+    let region = incubator_store::entities::regions::Entity::find_by_id("53")
+        .one(store.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(region.name, "Défaillance");
+    // Every lane still writes.
+    for (n, &id) in ids.iter().enumerate() {
+        let transition = if faulty(n) {
+            "express_interest"
+        } else {
+            "open_identification"
+        };
+        fire(&store, id, transition, officer(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{transition} on {id} after the panic: {e:?}"));
+    }
+    assert_eq!(audit::verify(store.db()).await.unwrap().broken, None);
+}
+
 async fn gauges_count_late_deadlines_and_waiting_mail(db: &TestDb) {
     use incubator_store::entities::{deadlines, outbox};
     use incubator_store::gauges;
@@ -1010,6 +1094,7 @@ both_backends!(
     upgrading_keeps_every_queued_look,
     gauges_count_late_deadlines_and_waiting_mail,
     refusals_in_a_shared_batch_leave_the_others_committed,
+    a_write_that_panics_fails_alone_and_the_writer_goes_on,
     drives_a_region_from_invited_to_operational,
     a_refused_transition_writes_nothing,
     fifty_writers_at_one_version_one_wins,
