@@ -1672,6 +1672,76 @@ async fn outbox_for_admins(db: TestDb) {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
+/// Every page of a list from `first` on, following each answer's `Link: <…>; rel="next"`; also the size of
+/// each page.
+async fn every_page(app: &TestApp, who: &Account, first: &str) -> (Vec<Value>, Vec<usize>) {
+    let (mut items, mut pages) = (Vec::new(), Vec::new());
+    let mut next = Some(first.to_owned());
+    while let Some(path) = next.take() {
+        let answer = app.get(who, &path).await;
+        next = answer.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            link[1..link.find('>').unwrap()].to_owned()
+        });
+        let page: Value = expect_ok(answer).await;
+        pages.push(page.as_array().unwrap().len());
+        items.extend(page.as_array().unwrap().iter().cloned());
+        assert!(pages.len() < 50, "the pages never end");
+    }
+    (items, pages)
+}
+
+/// The audit trail and the outbox come a page at a time: the pages, followed by their `Link` headers, are
+/// the whole list once, in order; the last page has no link.
+async fn long_lists_come_a_page_at_a_time(db: TestDb) {
+    let app = common::spawn(db).await;
+    let cast = cast(&app).await;
+    let id = create_project(&app, &cast.officer, "24").await;
+    for transition in ["express_interest", "open_identification"] {
+        expect_ok(app.fire(&cast.officer, id, transition, None).await).await;
+    }
+    let events = format!("/api/v1/projects/{id}/events");
+    let (whole, pages) = every_page(&app, &cast.officer, &events).await;
+    assert_eq!(pages, [3]);
+    let seqs: Vec<i64> = whole.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    for (limit, sizes) in [
+        ("2", vec![2, 1]),
+        ("1", vec![1, 1, 1]),
+        ("0", vec![1, 1, 1]),
+    ] {
+        let paged = every_page(&app, &cast.council, &format!("{events}?limit={limit}")).await;
+        assert_eq!(paged, (whole.clone(), sizes), "limit={limit}");
+    }
+    let (rest, pages) = every_page(&app, &cast.officer, &format!("{events}?after_seq=1")).await;
+    assert_eq!((rest.as_slice(), pages), (&whole[1..], vec![2]));
+    let (none, _) = every_page(&app, &cast.officer, &format!("{events}?after_seq=3")).await;
+    assert!(none.is_empty());
+    let bad = app
+        .get(&cast.officer, &format!("{events}?after_seq=last"))
+        .await;
+    problem(bad, StatusCode::BAD_REQUEST).await;
+
+    let (mut mails, pages) = every_page(&app, &cast.admin, "/api/v1/outbox?status=pending").await;
+    assert!(mails.len() >= 3, "{mails:?}");
+    assert_eq!(pages, [mails.len()]);
+    let one_by_one = every_page(&app, &cast.admin, "/api/v1/outbox?limit=1").await;
+    assert_eq!(one_by_one, (mails.clone(), vec![1; mails.len()]));
+    // The oldest mail dead: the later pages of the pending ones leave it out as the first does.
+    let oldest = mails.pop().unwrap();
+    app.store
+        .db()
+        .execute_unprepared(&format!(
+            "UPDATE outbox SET status = 'dead' WHERE id = {}",
+            oldest["id"]
+        ))
+        .await
+        .unwrap();
+    let pending = every_page(&app, &cast.admin, "/api/v1/outbox?status=pending&limit=1").await;
+    assert_eq!(pending, (mails.clone(), vec![1; mails.len()]));
+}
+
 async fn workflow_versions_migrations_and_paused_clocks(db: TestDb) {
     let app = common::spawn(db).await;
     let cast = cast(&app).await;
@@ -2361,6 +2431,7 @@ both_backends!(
     weaker_password_hashes_are_upgraded_at_sign_in,
     workflow_versions_migrations_and_paused_clocks,
     outbox_for_admins,
+    long_lists_come_a_page_at_a_time,
     drives_a_region_from_invited_to_operational,
     council_sees_only_its_region,
     refusals_change_nothing,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use incubator_engine::Decision;
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QueryTrait, Set, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Set, Statement,
 };
 use serde_json::Value;
 
@@ -116,6 +116,22 @@ pub(crate) fn insert_statement(backend: DbBackend, model: &events::Model) -> Sta
         })
         .build(backend)
     })
+}
+
+/// A page of the project's history, oldest first: at most `limit` events after `after_seq`.
+pub async fn list_after(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    after_seq: Option<i64>,
+    limit: u64,
+) -> StoreResult<Vec<events::Model>> {
+    Ok(events::Entity::find()
+        .filter(events::Column::ProjectId.eq(project_id))
+        .apply_if(after_seq, |q, seq| q.filter(events::Column::Seq.gt(seq)))
+        .order_by_asc(events::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: i64) -> StoreResult<Vec<events::Model>> {

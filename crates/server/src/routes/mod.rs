@@ -11,8 +11,12 @@ pub mod projects;
 pub mod regions;
 pub mod workflows;
 
+use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use axum::http::header::LINK;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -70,6 +74,46 @@ pub struct ApiPath<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+/// A page of a list, and where the next one is (a `Link` header with `rel="next"`, RFC 8288) when more
+/// follow: the list's JSON stays an array, and a client that ignores the header still gets a whole page.
+#[derive(Debug)]
+pub struct Paged<T> {
+    items: Vec<T>,
+    next: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// `rows` read with one more than `limit`: that one, when there, says a next page exists; `next` makes
+    /// its address from the last row of this page.
+    pub fn of<R>(
+        mut rows: Vec<R>,
+        limit: u64,
+        next: impl FnOnce(&R) -> String,
+        item: impl FnMut(R) -> T,
+    ) -> Self {
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next = rows.last().filter(|_| more).map(next);
+        Self {
+            items: rows.into_iter().map(item).collect(),
+            next,
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Paged<T> {
+    fn into_response(self) -> Response {
+        match self.next {
+            Some(next) => (
+                [(LINK, format!("<{next}>; rel=\"next\""))],
+                Json(self.items),
+            )
+                .into_response(),
+            None => Json(self.items).into_response(),
+        }
+    }
+}
 
 /// `axum::extract::Multipart`; a body that is not `multipart/form-data` is a 415 problem.
 #[derive(Debug)]

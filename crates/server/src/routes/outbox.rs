@@ -8,7 +8,7 @@ use incubator_store::entities::outbox;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiPath, ApiQuery};
+use super::{ApiPath, ApiQuery, Paged};
 use crate::access::{Caller, Role};
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -40,7 +40,8 @@ impl MailStatus {
 pub struct OutboxQuery {
     /// Only mails with this status.
     pub status: Option<MailStatus>,
-    /// Only mails older than this id (the next page: the smallest id of the previous one).
+    /// Only mails older than this id (the next page: the smallest id of the previous one, as the `Link`
+    /// header says).
     pub before_id: Option<i64>,
     /// At most this many mails (default 100, at most 500).
     pub limit: Option<u64>,
@@ -97,7 +98,8 @@ impl MailView {
     security(("bearer" = [])),
     params(OutboxQuery),
     responses(
-        (status = 200, description = "Mails, newest first", body = Vec<MailView>),
+        (status = 200, description = "A page of mails, newest first", body = Vec<MailView>,
+         headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when more mails follow"))),
         BadRequestProblem, UnauthorizedProblem, ForbiddenProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
@@ -105,17 +107,18 @@ pub async fn list_outbox(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<OutboxQuery>,
-) -> Result<Json<Vec<MailView>>, ApiError> {
+) -> Result<Paged<MailView>, ApiError> {
     caller.require(&[Role::Admin], "managing the outbox")?;
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
-    let rows = delivery::list(
-        state.store().db(),
-        query.status.map(MailStatus::as_str),
-        query.before_id,
+    let status = query.status.map(MailStatus::as_str);
+    let rows = delivery::list(state.store().db(), status, query.before_id, limit + 1).await?;
+    let status = status.map(|s| format!("status={s}&")).unwrap_or_default();
+    Ok(Paged::of(
+        rows,
         limit,
-    )
-    .await?;
-    Ok(Json(rows.into_iter().map(MailView::of).collect()))
+        |last| format!("/api/v1/outbox?{status}before_id={}&limit={limit}", last.id),
+        MailView::of,
+    ))
 }
 
 /// Sends a dead mail again, with a fresh count of attempts (admin only).

@@ -20,7 +20,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::links::LinkView;
-use super::{ApiJson, ApiPath, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery, Paged};
 use crate::access::{Caller, Role, visible_project};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem, UnmetCondition};
@@ -575,15 +575,27 @@ pub struct EventView {
     pub hash: String,
 }
 
-/// The project's audit trail, oldest first.
+/// Which page of a project's audit trail.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events after this sequence number (the next page: the last `seq` of the previous one, as the
+    /// `Link` header says).
+    pub after_seq: Option<i64>,
+    /// At most this many events (default 500, at most 1,000).
+    pub limit: Option<u64>,
+}
+
+/// The project's audit trail, oldest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/projects/{id}/events",
     tag = "projects",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Project id")),
+    params(("id" = i64, Path, description = "Project id"), EventsQuery),
     responses(
-        (status = 200, description = "The audit trail", body = Vec<EventView>),
+        (status = 200, description = "A page of the audit trail", body = Vec<EventView>,
+         headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when more events follow"))),
         BadRequestProblem, UnauthorizedProblem, NotFoundProblem, TimeoutProblem, InternalProblem, UnavailableProblem,
     )
 )]
@@ -591,12 +603,21 @@ pub async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Vec<EventView>>, ApiError> {
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Paged<EventView>, ApiError> {
     visible_project(&state, &caller, id).await?;
-    let events = events::list(state.store().db(), id).await?;
-    let views = events
-        .into_iter()
-        .map(|e| EventView {
+    let limit = query.limit.unwrap_or(500).clamp(1, 1_000);
+    let events = events::list_after(state.store().db(), id, query.after_seq, limit + 1).await?;
+    Ok(Paged::of(
+        events,
+        limit,
+        |last| {
+            format!(
+                "/api/v1/projects/{id}/events?after_seq={}&limit={limit}",
+                last.seq
+            )
+        },
+        |e| EventView {
             seq: e.seq,
             at: e.at,
             actor: e.actor,
@@ -608,7 +629,6 @@ pub async fn list_events(
             changes: serde_json::from_str(&e.changes).unwrap_or(Value::String(e.changes)),
             prev_hash: e.prev_hash,
             hash: e.hash,
-        })
-        .collect();
-    Ok(Json(views))
+        },
+    ))
 }
