@@ -183,7 +183,8 @@ impl Kin {
     }
 }
 
-/// Several projects' [`Relatives`], read in three statements whatever their number, each as
+/// Several projects' [`Relatives`], read in at most three statements whatever their number (parents, children,
+/// links; none for parents when no project has one), each as
 /// [`relatives`] gives it alone: what the store runs for the requests that ask at the same time
 /// ([`Store::relatives`]) and what the programme's lists show.
 pub async fn relatives_of_many(
