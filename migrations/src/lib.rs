@@ -17,7 +17,6 @@ mod m20261201_000013_corrections;
 mod m20261201_000014_child_projects;
 mod m20261201_000015_create_deadline_checks;
 mod m20261201_000016_scan_documents;
-mod m20261204_000017_drop_deadlines_due_index;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -41,7 +40,6 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_child_projects::Migration),
             Box::new(m20261201_000015_create_deadline_checks::Migration),
             Box::new(m20261201_000016_scan_documents::Migration),
-            Box::new(m20261204_000017_drop_deadlines_due_index::Migration),
         ]
     }
 }
