@@ -704,16 +704,21 @@ async fn deploying_is_idempotent_and_versions_immutable(db: &TestDb) {
     );
 }
 
+/// The ANSSI programme deployed and a project in each of twelve regions; their ids.
+async fn twelve_projects(store: &Store) -> Vec<i64> {
+    deploy_anssi(store).await;
+    let mut ids = Vec::new();
+    for region in [
+        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52",
+    ] {
+        ids.push(create(store, region).await);
+    }
+    ids
+}
+
 async fn refusals_in_a_shared_batch_leave_the_others_committed(db: &TestDb) {
     let store = Arc::new(db.store().await);
-    deploy_anssi(&store).await;
-    let regions = [
-        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52",
-    ];
-    let mut ids = Vec::new();
-    for region in regions {
-        ids.push(create(&store, region).await);
-    }
+    let ids = twelve_projects(&store).await;
     // Interleaved, so that batches mix units that succeed with units the engine refuses.
     let tasks: Vec<_> = ids
         .iter()
@@ -789,14 +794,7 @@ impl UnitOfWork for PanicsAfterWriting {
 /// every write on its lane until a restart).
 async fn a_write_that_panics_fails_alone_and_the_writer_goes_on(db: &TestDb) {
     let store = Arc::new(db.store().await);
-    deploy_anssi(&store).await;
-    let regions = [
-        "01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52",
-    ];
-    let mut ids = Vec::new();
-    for region in regions {
-        ids.push(create(&store, region).await);
-    }
+    let ids = twelve_projects(&store).await;
     let faulty = |n: usize| n.is_multiple_of(3);
     let tasks: Vec<_> = ids
         .iter()
